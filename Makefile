@@ -1,0 +1,49 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Jupyter finds this environment's own python3 kernel first; the user's set-up is not touched.
+export JUPYTER_PATH := $(abspath $(VENV))/share/jupyter
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: run test lab notebooks student-notebooks mlflow-ui lint benchmarks clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(VENV)/.installed $@
+
+run: $(VENV)/.installed  ## execute every notebook headless (profile full) into runs/<timestamp>/
+	$(BIN)/python -m workbench run --profile full
+
+test: $(VENV)/.installed-test  ## the whole test suite
+	$(BIN)/python -m pytest
+
+lab: $(VENV)/.installed  ## JupyterLab on notebooks/
+	$(BIN)/python -m workbench lab
+
+notebooks: $(VENV)/.installed  ## re-execute notebooks on the smoke profile and store outputs
+	$(BIN)/python -m workbench notebooks
+
+student-notebooks: $(VENV)/.installed  ## student copies in student/ (no solutions, no notes)
+	$(BIN)/python -m workbench student
+
+mlflow-ui: $(VENV)/.installed  ## the MLflow UI over runs/mlflow.db on http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath runs)/mlflow.db --host 127.0.0.1
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+benchmarks: $(VENV)/.installed
+	$(BIN)/python benchmarks/import_time.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,70 @@
+"""Session-wide test set-up: a temporary run directory, quiet TensorFlow, headless matplotlib,
+and each notebook executed by papermill at most once per session (the test budget)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_SESSION_TMP = Path(tempfile.mkdtemp(prefix="workbench-tests-"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before any kernel starts: nbval's and papermill's kernels inherit this environment.
+    os.environ["WORKBENCH_RUN_DIR"] = str(_SESSION_TMP / "nbval-run")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from workbench.batch import use_environment_kernel
+
+    use_environment_kernel()
+
+
+@pytest.fixture(scope="session")
+def session_tmp() -> Path:
+    return _SESSION_TMP
+
+
+class ExecutedNotebooks:
+    """Runs each notebook once per session, in pipeline order, into one shared run directory."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._done: dict[str, Path] = {}
+
+    def __call__(self, name: str):
+        """Execute `name` (and, first, the notebooks before it, as `make run` does)."""
+        import nbformat
+
+        from workbench.batch import execute, list_notebooks
+
+        for nb in list_notebooks(ROOT / "notebooks"):
+            if nb.stem not in self._done:
+                out = self.run_dir / "executed" / nb.name
+                params = {"run_dir": str(self.run_dir), "profile": "smoke", "seed": 0}
+                execute(nb, out, parameters=params, progress=False)
+                self._done[nb.stem] = out
+            if nb.stem == name:
+                return nbformat.read(self._done[name], as_version=4)
+        raise FileNotFoundError(f"no notebook notebooks/{name}.ipynb")
+
+
+@pytest.fixture(scope="session")
+def executed(session_tmp: Path) -> ExecutedNotebooks:
+    """`executed("01_identify")` -> the executed notebook (run once, shared run directory)."""
+    return ExecutedNotebooks(session_tmp / "sequence-run")
+
+
+def outputs_text(nb) -> str:
+    """All text a notebook printed (streams and plain-text results), for assertions."""
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                parts.append(out["text"])
+            elif "data" in out and "text/plain" in out["data"]:
+                parts.append(out["data"]["text/plain"])
+    return "\n".join(parts)

@@ -1,0 +1,112 @@
+"""Analysis, its figures and its widgets: counts, statistics, duplicates and leakage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from workbench.data import analyze, load_source
+from workbench.plots import data as plots
+from workbench.widgets.data import AugmentationPreview, DataReportView, SampleGrid
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_source("digits")
+
+
+def test_planted_duplicate_shows_as_duplicate_and_leakage():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, size=(10, 4, 4), dtype=np.uint8)
+    y = np.array([0, 1] * 5)
+    x[9] = x[2]  # sample 9 (test) is a copy of sample 2 (train)
+    report = analyze(x, y, {"train": np.arange(8), "test": np.array([8, 9])}, ["a", "b"])
+    assert report.n_duplicates == 1 and report.duplicate_groups == [[2, 9]]
+    assert report.leakage == {"train/test": 1}
+    assert "leakage train/test: 1 samples" in "\n".join(report.warnings)
+    assert report.split_counts == {"train": {"a": 4, "b": 4}, "test": {"a": 1, "b": 1}}
+
+
+def test_clean_digits_report(digits):
+    report = analyze(digits.x, digits.y, class_names=digits.class_names)
+    assert report.n_samples == 1797 and report.sample_shape == (8, 8)
+    assert report.stats["min"] == 0 and report.stats["max"] == 16
+    assert report.n_nan == 0 and report.n_duplicates == 0
+    assert 1.0 < report.imbalance_ratio < 1.1
+    assert 0 in report.constant_features  # the top-left pixel is always 0
+    assert report.label_range == (0.0, 9.0)
+    rows = {r["check"]: r["value"] for r in report.table()}
+    assert rows["samples"] == 1797 and rows["classes"] == 10
+    assert report.class_table()[0] == {"class": "0", "all": 178, "total": 178}
+    assert "DataReport: 1797 samples of shape (8, 8)" in repr(report)
+
+
+def test_nan_inf_constant_and_imbalance():
+    x = np.array([[1.0, 5.0], [np.nan, 5.0], [np.inf, 5.0], [2.0, 5.0]])
+    report = analyze(x, np.array([0, 0, 0, 1]))
+    assert (report.n_nan, report.n_inf) == (1, 1)
+    assert report.constant_features == [1]
+    assert report.imbalance_ratio == 3.0
+    assert report.feature_stats[0]["max"] == 2.0  # NaN and inf left out of the statistics
+    text = " | ".join(report.warnings)
+    assert "imbalanced: largest/smallest = 3.00" in text and "1 NaN and 1 infinite" in text
+
+
+def test_multilabel_and_regression_targets():
+    multi = analyze(
+        np.zeros((3, 2)), np.array([[1, 0], [1, 1], [0, 0]], np.float32), None, ["p", "q"]
+    )
+    assert multi.target_kind == "multilabel" and multi.class_counts == {"p": 2, "q": 1}
+    reg = analyze(np.arange(6.0).reshape(3, 2), np.array([0.5, 2.0, 1.5], np.float32))
+    assert reg.target_kind == "values" and reg.class_counts == {} and reg.label_range == (0.5, 2.0)
+
+
+# ---- figures ---------------------------------------------------------------------------------
+
+
+def test_figures_are_returned_with_titles(digits):
+    report = analyze(digits.x, digits.y, class_names=digits.class_names)
+    figures = [
+        plots.sample_grid(digits.x, digits.y, class_names=digits.class_names, classes=["3"], n=8),
+        plots.class_balance({"train": {"0": 5, "1": 7}, "test": {"0": 2, "1": 1}}),
+        plots.value_histogram(digits.x),
+        plots.value_histogram(np.random.default_rng(0).normal(size=(50, 3)), np.arange(50) % 2),
+        plots.augmentation_grid(digits.x[0], np.zeros((3, 8, 8, 1), np.float32)),
+        plots.report_figure(report),
+    ]
+    for fig in figures:
+        assert isinstance(fig, Figure) and (fig.get_suptitle() or fig.axes[0].get_title())
+    grid = figures[0]
+    assert all(ax.get_title() == "3" for ax in grid.axes if ax.get_images())
+    assert figures[1].axes[0].get_xlabel() == "class"
+
+
+# ---- widgets (headless) ----------------------------------------------------------------------
+
+
+def test_sample_grid_widget_refreshes_on_class_change(digits):
+    view = SampleGrid(digits.x, digits.y, digits.class_names, n=8)
+    first = bytes(view._image.value)
+    assert first.startswith(b"\x89PNG")
+    view._classes.value = 7  # as if picked in the dropdown
+    assert bytes(view._image.value).startswith(b"\x89PNG") and bytes(view._image.value) != first
+    assert "application/vnd.jupyter.widget-view+json" in view._repr_mimebundle_()
+    view.close()
+
+
+def test_report_view_and_augmentation_preview(digits):
+    report = analyze(digits.x, digits.y, class_names=digits.class_names)
+    view = DataReportView(report)
+    assert "constant features" in view._table.value and bytes(view._image.value).startswith(
+        b"\x89PNG"
+    )
+    view.close()
+    preview = AugmentationPreview(digits.x[0], n=4)
+    first = bytes(preview._image.value)
+    preview._strength.value = 2.0
+    assert (
+        bytes(preview._image.value).startswith(b"\x89PNG") and bytes(preview._image.value) != first
+    )
+    assert preview.widget.children[0] is preview._strength
+    preview.close()

@@ -1,0 +1,87 @@
+"""Papermill runs of the notebooks on the smoke profile (each executed once per session)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import ROOT, outputs_text
+
+from workbench.batch import NotebookFailure, execute, list_notebooks
+
+pytestmark = pytest.mark.notebook
+
+
+def test_every_notebook_has_kernel_metadata_and_a_parameters_cell():
+    import nbformat
+
+    for path in list_notebooks(ROOT / "notebooks"):
+        nb = nbformat.read(path, as_version=4)
+        assert nb.metadata["kernelspec"]["name"] == "python3", path.name
+        assert nb.metadata["language_info"]["name"] == "python", path.name
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, path.name
+        for name in ("run_dir", "profile", "seed"):
+            assert f"{name} = " in tagged[0].source, (path.name, name)
+        errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+        assert not errors, f"{path.name} is committed with an error output"
+
+
+def test_00_overview_draws_the_three_figures(executed):
+    nb = executed("00_overview")
+    figures = executed.run_dir / "figures"
+    for name in ("fig1_discovery", "fig2_exploration", "fig3_amalgamation"):
+        assert (figures / f"{name}.png").stat().st_size > 10_000, name
+    text = outputs_text(nb)
+    assert "Stage 3: Prepare the data" in text
+    assert "keras" in text and "tested" in text
+
+
+def test_01_identify_writes_the_card(executed):
+    nb = executed("01_identify")
+    card = json.loads((executed.run_dir / "problem" / "card.json").read_text())
+    assert card["dataset"] == "digits" and card["task"] == "multiclass"
+    assert card["num_outputs"] == 10 and card["input_shape"] == [8, 8, 1]
+    assert card["baseline"]["value"] == pytest.approx(0.1018, abs=1e-3)
+    text = outputs_text(nb)
+    assert "baseline: accuracy 0.102" in text
+    assert "SpecError: ProblemCard: activation 'softmax' does not fit task 'multilabel'" in text
+    assert (executed.run_dir / "figures" / "01_labels.png").is_file()
+
+
+def test_03_data_writes_a_version(executed):
+    nb = executed("03_data")
+    index = json.loads((executed.run_dir / "index.json").read_text())
+    version = executed.run_dir / "data" / index["data"]
+    manifest = json.loads((version / "manifest.json").read_text())
+    assert manifest["source"] == "digits" and manifest["task"] == "multiclass"
+    assert len(manifest["content_sha256"]) == 64
+    text = outputs_text(nb)
+    assert "same inputs, same version: True" in text
+    assert "serving transform == training transform: True" in text
+    for name in ("03_samples", "03_values", "03_augmentation", "03_report"):
+        assert (executed.run_dir / "figures" / f"{name}.png").is_file(), name
+
+
+def test_03_on_its_own_builds_the_card_and_says_so(session_tmp):
+    out = session_tmp / "alone" / "03_data.ipynb"
+    params = {"run_dir": str(session_tmp / "alone" / "run"), "profile": "smoke", "seed": 0}
+    import nbformat
+
+    execute(ROOT / "notebooks" / "03_data.ipynb", out, parameters=params, progress=False)
+    text = outputs_text(nbformat.read(out, as_version=4))
+    assert "No problem card in this run directory yet: identifying one with defaults" in text
+    assert (session_tmp / "alone" / "run" / "problem" / "card.json").is_file()
+
+
+def test_bad_parameter_fails_in_the_validation_cell(session_tmp):
+    out = session_tmp / "bad" / "01_identify.ipynb"
+    params = {"run_dir": str(session_tmp / "bad" / "run"), "task": "ranking"}
+    with pytest.raises(NotebookFailure) as e:
+        execute(ROOT / "notebooks" / "01_identify.ipynb", out, parameters=params, progress=False)
+    assert e.value.ename == "ParameterError"
+    assert "Parameter 'task': expected one of ['binary', 'multiclass'" in e.value.evalue
+    assert "got 'ranking'" in e.value.evalue
+    assert "01_identify.ipynb failed in cell In [3], line 10: task = params.check_choice(" in str(
+        e.value
+    )

@@ -1,0 +1,120 @@
+"""Stage 1: the problem card derives the right head and refuses inconsistent problems."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from workbench.errors import SpecError
+from workbench.problem import ProblemCard, compute_baseline, identify, load_card, save_card
+
+DIGITS = [str(i) for i in range(10)]
+
+
+def card(**kw) -> ProblemCard:
+    base = dict(modality="image", task="multiclass", num_outputs=10, input_shape=(8, 8, 1))
+    return ProblemCard(**{**base, **kw})
+
+
+@pytest.mark.parametrize(
+    "task, n, units, activation, loss",
+    [
+        ("binary", 2, 1, "sigmoid", "binary_crossentropy"),
+        ("multiclass", 10, 10, "softmax", "sparse_categorical_crossentropy"),
+        ("multilabel", 4, 4, "sigmoid", "binary_crossentropy"),
+        ("regression", 1, 1, "linear", "mean_squared_error"),
+    ],
+)
+def test_head_follows_task(task, n, units, activation, loss):
+    h = card(task=task, num_outputs=n).head
+    assert (h.units, h.activation, h.loss) == (units, activation, loss)
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(task="binary", num_outputs=5), "a binary task has exactly 2 classes, got 5"),
+        (
+            dict(task="binary", num_outputs=2, class_names=list("abcde")),
+            "a binary task has exactly 2 classes, got 5",
+        ),
+        (dict(task="multilabel", num_outputs=4, activation="softmax"), "expected 'sigmoid'"),
+        (
+            dict(task="regression", num_outputs=1, class_names=["a"]),
+            "a regression task predicts numbers and has no class names",
+        ),
+        (dict(modality="audio"), "unknown modality 'audio'; expected one of ['image', 'tabular']"),
+        (dict(task="ranking"), "unknown task 'ranking'"),
+        (dict(num_outputs=0), "num_outputs must be a positive integer, got 0"),
+        (dict(input_shape=(8, 8)), "an image input_shape is (height, width, channels)"),
+        (dict(modality="tabular", input_shape=(4, 4)), "a tabular input_shape is (n_features,)"),
+        (dict(num_outputs=2), "a multiclass task needs at least 3 classes, got 2"),
+        (dict(class_names=["a", "b", "c"]), "3 class names for num_outputs=10"),
+    ],
+)
+def test_inconsistent_cards_raise(kw, message):
+    with pytest.raises(SpecError) as e:
+        card(**kw)
+    assert message in str(e.value)
+
+
+def test_identify_counts_outputs_and_baseline():
+    y = np.array([0, 1, 2, 2, 2, 1, 0, 2, 3, 4])
+    c = identify(y, modality="image", task="multiclass", input_shape=(8, 8, 1), dataset="toy")
+    assert c.num_outputs == 5
+    assert c.baseline["metric"] == "accuracy"
+    assert c.baseline["value"] == pytest.approx(0.4)
+    assert "always predicting class '2'" in c.baseline["description"]
+    assert "Baseline to beat" in c.reasoning() and "softmax" in repr(c)
+
+
+def test_baselines_for_every_task():
+    ml = np.array([[1, 0], [1, 1], [1, 0], [0, 0]])
+    assert compute_baseline("multilabel", ml)["value"] == pytest.approx((0.75 + 0.75) / 2)
+    reg = compute_baseline("regression", np.array([1.0, 2.0, 3.0]))
+    assert reg["value"] == pytest.approx(2 / 3, abs=1e-4) and reg["mse"] == pytest.approx(
+        2 / 3, abs=1e-4
+    )
+    with pytest.raises(SpecError, match="got no labels"):
+        compute_baseline("multiclass", np.array([]))
+
+
+def test_identify_refuses_wrong_label_shapes():
+    with pytest.raises(SpecError, match="For independent labels use task='multilabel'"):
+        identify(np.zeros((5, 3)), modality="image", task="multiclass", input_shape=(8, 8, 1))
+    with pytest.raises(SpecError, match="multilabel targets are a 0/1 matrix"):
+        identify(np.zeros(5), modality="image", task="multilabel", input_shape=(8, 8, 1))
+
+
+def test_card_round_trip_and_index(tmp_path):
+    c = identify(
+        np.arange(10) % 10,
+        modality="image",
+        task="multiclass",
+        input_shape=(8, 8, 1),
+        class_names=DIGITS,
+        dataset="digits",
+    )
+    path = save_card(c, tmp_path)
+    assert path == tmp_path / "problem" / "card.json"
+    loaded = load_card(tmp_path)
+    assert loaded == c and loaded.baseline == c.baseline
+    index = json.loads((tmp_path / "index.json").read_text())
+    assert index["identify"].startswith("card-")
+
+
+def test_load_card_refuses_bad_files(tmp_path):
+    with pytest.raises(SpecError, match="No problem card at .*run notebook 01_identify"):
+        load_card(tmp_path)
+    (tmp_path / "problem").mkdir()
+    (tmp_path / "problem" / "card.json").write_text("{not json")
+    with pytest.raises(SpecError, match="is not valid JSON"):
+        load_card(tmp_path)
+    (tmp_path / "problem" / "card.json").write_text(json.dumps({"modality": "image", "colour": 1}))
+    with pytest.raises(SpecError, match=r"unknown field\(s\) \['colour'\]"):
+        load_card(tmp_path)
+    (tmp_path / "problem" / "card.json").write_text(json.dumps({"modality": "image"}))
+    with pytest.raises(SpecError, match="missing field"):
+        load_card(tmp_path)

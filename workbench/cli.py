@@ -1,0 +1,89 @@
+"""`workbench run | notebooks | student | lab` (also `python -m workbench`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from workbench.errors import WorkbenchError
+
+# JupyterLab's first start asks whether to fetch Jupyter news; a classroom wants calm.
+LAB_OVERRIDES = (
+    '{"@jupyterlab/apputils-extension:notification": '
+    '{"fetchNews": "false", "checkForUpdates": false}}\n'
+)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from workbench import batch
+
+    result = batch.run_sequence(profile=args.profile, seed=args.seed)
+    print(f"\nExecuted {len(result.executed)} notebook(s) in {result.seconds:.0f} s.")
+    print(f"Run directory:       {result.run_dir} (also runs/latest)")
+    print(f"Executed notebooks:  {result.run_dir / 'notebooks'}")
+    print(f"Figures:             {result.run_dir / 'figures'}")
+    return 0
+
+
+def _notebooks(args: argparse.Namespace) -> int:
+    from workbench import batch
+
+    stored = batch.store_outputs()
+    print(f"Stored smoke-profile outputs in {len(stored)} notebook(s).")
+    return 0
+
+
+def _student(args: argparse.Namespace) -> int:
+    from workbench.student import main_student
+
+    return main_student(args.out)
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from workbench import batch
+    from workbench.config import repo_root
+
+    batch.use_environment_kernel()
+    settings = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "overrides.json").write_text(LAB_OVERRIDES)
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        f"--notebook-dir={repo_root() / 'notebooks'}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        *args.lab_args,
+    ]
+    os.execv(sys.executable, cmd)
+    return 0  # not reached
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one command; workbench errors print as one clear line."""
+    parser = argparse.ArgumentParser(prog="workbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run every notebook headless into runs/<timestamp>/")
+    run.add_argument("--profile", default="full", choices=["smoke", "full"])
+    run.add_argument("--seed", type=int, default=0)
+    run.set_defaults(func=_run)
+    nbs = sub.add_parser("notebooks", help="re-execute the notebooks (smoke) and keep outputs")
+    nbs.set_defaults(func=_notebooks)
+    student = sub.add_parser("student", help="write student copies (no solutions, no notes)")
+    student.add_argument("--out", default="student", help="folder, relative to the repository")
+    student.set_defaults(func=_student)
+    lab = sub.add_parser("lab", help="open JupyterLab on notebooks/ with this environment's kernel")
+    lab.add_argument("lab_args", nargs=argparse.REMAINDER)
+    lab.set_defaults(func=_lab)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except WorkbenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Stage 2: design the model as data (stem -> learner -> task), inspect it, then build it.
+
+spec = preset("compact", card)           # a ModelSpec adapted to the card's input
+print(summarize(spec, card))             # layers, params, MACs: pure Python, no Keras
+model = build(spec, card)                # the keras.Model, with named representations
+save_spec(spec, run.dir)                 # <run_dir>/design/spec.json, current in the index
+"""
+
+from workbench.design.build import build
+from workbench.design.plan import (
+    NAMED_OUTPUTS,
+    LayerRow,
+    Summary,
+    format_summary,
+    human,
+    summarize,
+    validate,
+)
+from workbench.design.presets import PRESETS, list_presets, preset
+from workbench.design.spec import Group, ModelSpec, Stem, Task, check, load_spec, save_spec
+
+__all__ = [
+    "NAMED_OUTPUTS",
+    "PRESETS",
+    "Group",
+    "LayerRow",
+    "ModelSpec",
+    "Stem",
+    "Summary",
+    "Task",
+    "build",
+    "check",
+    "format_summary",
+    "human",
+    "list_presets",
+    "load_spec",
+    "preset",
+    "save_spec",
+    "summarize",
+    "validate",
+]

@@ -1,0 +1,1 @@
+"""Figures for every stage: matplotlib only, titles and axis labels always, one colour per class."""

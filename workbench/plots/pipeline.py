@@ -1,0 +1,431 @@
+"""The chapter's three pipeline figures and each notebook's "where am I" map.
+
+Every box is drawn from `workbench.stages` (STAGES, PRODUCTION_STEPS, REPRESENTATIONS), so a new
+stage or step appears in the figures without touching this module. Stages done in a run directory
+get a thick green outline and a check mark; the `current` stage is filled with its colour.
+Each box carries a `gid` ("stage:data", "step:data:analysis", "representation:1", ...) so tests
+and readers can find it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import textwrap
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from matplotlib.axes import Axes
+from matplotlib.colors import to_hex, to_rgba
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from matplotlib.path import Path as MplPath
+
+from workbench import params
+from workbench.config import resolve_run_dir
+from workbench.plots.style import DONE_EDGE, STAGE_COLOURS, class_colour
+from workbench.stages import PRODUCTION_STEPS, REPRESENTATIONS, STAGES, Stage, done_stages
+
+NEUTRAL = "#7f7f7f"  # boxes that are not a stage (client, container, collapsed pipeline)
+INK = "#222222"  # text and arrows
+PHASES = {  # figure 1 groups the stages into the 2017 phases
+    "identify": "modeling",
+    "design": "modeling",
+    "data": "data engineering",
+    "train": "training",
+    "deploy": "deployment",
+}
+KEYS = (*(s.key for s in STAGES), *PRODUCTION_STEPS)  # what `done` and `current` may name
+STEP_LABELS = {"qa": "quality assurance"}  # figure 2's production steps, spelled out
+AMALGAM_STAGES = {"input": "data", "bottom": "train", "serving": "deploy"}  # figure 3 part -> stage
+
+
+@dataclass(frozen=True)
+class _Rect:
+    """A box's place in figure inches: lower-left corner, width and height."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+    @property
+    def left(self) -> tuple[float, float]:
+        return (self.x, self.y + self.h / 2)
+
+    @property
+    def right(self) -> tuple[float, float]:
+        return (self.x + self.w, self.y + self.h / 2)
+
+    @property
+    def top(self) -> tuple[float, float]:
+        return (self.x + self.w / 2, self.y + self.h)
+
+    @property
+    def bottom(self) -> tuple[float, float]:
+        return (self.x + self.w / 2, self.y)
+
+
+# ---- drawing helpers ---------------------------------------------------------------------------
+
+
+def _is_dark(colour: str) -> bool:
+    """Whether white text reads better than dark text on `colour` (perceived brightness)."""
+    r, g, b, _ = to_rgba(colour)
+    return 0.299 * r + 0.587 * g + 0.114 * b < 0.58
+
+
+def _canvas(title: str, width: float, height: float) -> tuple[Figure, Axes]:
+    """A figure whose data coordinates are inches, with a title and no axes."""
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_axes((0, 0, 1, 1 - 0.45 / height))
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, height - 0.45)
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=13, fontweight="bold", loc="left", x=0.01)
+    return fig, ax
+
+
+def _box(
+    ax: Axes,
+    r: _Rect,
+    text: str,
+    *,
+    colour: str,
+    gid: str,
+    done: bool = False,
+    current: bool = False,
+    fontsize: float = 9,
+    dashed: bool = False,
+) -> _Rect:
+    """A rounded, labelled box; done boxes get a green outline and a check, current ones a fill."""
+    edge = DONE_EDGE if done else colour
+    patch = FancyBboxPatch(
+        (r.x, r.y),
+        r.w,
+        r.h,
+        boxstyle="round,pad=0,rounding_size=0.08",
+        facecolor=colour if current else to_rgba(colour, 0 if dashed else 0.19),
+        edgecolor=edge,
+        linewidth=3.5 if done or current else 1.4,
+        linestyle="--" if dashed else "-",
+        gid=gid,
+    )
+    ax.add_patch(patch)
+    chars = max(6, int(r.w * 72 / (fontsize * 0.66)))  # a bold character is ~0.65 em wide
+    lines = (textwrap.fill(line, chars, break_long_words=False) for line in text.split("\n"))
+    label = "\n".join(lines)
+    ax.text(
+        *((r.x + 0.08, r.y + r.h - 0.08) if dashed else (r.x + r.w / 2, r.y + r.h / 2)),
+        label,
+        ha="left" if dashed else "center",
+        va="top" if dashed else "center",
+        fontsize=fontsize,
+        color="white" if current and _is_dark(colour) else INK,
+        fontweight="bold" if current else "normal",
+        gid=f"label:{gid}",
+    )
+    if done:
+        ax.text(
+            r.x + r.w,
+            r.y + r.h,
+            "✓",
+            ha="center",
+            va="center",
+            fontsize=10,
+            color="white",
+            fontweight="bold",
+            bbox={"boxstyle": "circle,pad=0.15", "facecolor": DONE_EDGE, "edgecolor": "white"},
+            gid=f"done:{gid}",
+        )
+    return r
+
+
+def _arrow(
+    ax: Axes,
+    *points: tuple[float, float],
+    label: str = "",
+    label_at: tuple[float, float] | None = None,
+    both: bool = False,
+) -> None:
+    """An arrow through `points` (straight segments; both ends if `both`), optionally labelled.
+
+    The label sits above the middle of the first segment unless `label_at` places it.
+    """
+    ax.add_patch(
+        FancyArrowPatch(
+            path=MplPath(points),
+            arrowstyle="<|-|>" if both else "-|>",
+            mutation_scale=12,
+            color=INK,
+            linewidth=1.3,
+            shrinkA=0,
+            shrinkB=0,
+        )
+    )
+    if label:
+        (x0, y0), (x1, y1) = points[:2]
+        x, y = label_at or ((x0 + x1) / 2, (y0 + y1) / 2 + 0.06)
+        ax.text(x, y, label, ha="center", va="bottom", fontsize=8, color=INK, style="italic")
+
+
+def _row(
+    n: int, *, y: float, h: float, gap: float, x0: float = 0.3, x1: float = 11.7
+) -> list[_Rect]:
+    """`n` equal boxes side by side between x0 and x1, `gap` apart."""
+    w = (x1 - x0 - gap * (n - 1)) / n
+    return [_Rect(x0 + i * (w + gap), y, w, h) for i in range(n)]
+
+
+def _chain(ax: Axes, rects: Iterable[_Rect]) -> None:
+    """Arrows from each box to the next, left to right."""
+    for a, b in itertools.pairwise(rects):
+        _arrow(ax, a.right, b.left)
+
+
+def _resolve(
+    done: Iterable[str] | None, run_dir: str | Path | None, current: str | None
+) -> set[str]:
+    """Check `current` and `done` against KEYS; done comes from `run_dir` when not given."""
+    if current is not None:
+        params.check_choice("current", current, KEYS)
+    if done is None:
+        return done_stages(resolve_run_dir(run_dir)) if run_dir is not None else set()
+    return {params.check_choice("done", key, KEYS) for key in done}
+
+
+def _stage_box(ax: Axes, r: _Rect, s: Stage, *, done: set[str], current: str | None) -> _Rect:
+    """The box of stage `s`, labelled with its number and title."""
+    return _box(
+        ax,
+        r,
+        f"{s.number}. {s.title}",
+        colour=STAGE_COLOURS.get(s.key, NEUTRAL),
+        gid=f"stage:{s.key}",
+        done=s.key in done,
+        current=s.key == current,
+    )
+
+
+# ---- the figures -------------------------------------------------------------------------------
+
+
+def figure1(
+    *,
+    done: Iterable[str] | None = None,
+    current: str | None = None,
+    run_dir: str | Path | None = None,
+) -> Figure:
+    """2017, discovery: pipeline 1 couples modeling, data and training; pipeline 2 deploys."""
+    done = _resolve(done, run_dir, current)
+    cut = next(i for i, s in enumerate(STAGES) if PHASES.get(s.key) == "deployment")
+    first, deployment = STAGES[:cut], STAGES[cut:]  # pipeline 2 couples deployment onwards
+    fig, ax = _canvas("Figure 1 · 2017: discovery — two end-to-end pipelines", 12, 5.2)
+
+    ax.text(0.2, 4.45, "Pipeline 1: modeling, data engineering and training", fontsize=10)
+    slots = _row(len(first), y=2.9, h=0.9, gap=0.9, x0=0.4, x1=11.6)
+    row = [
+        _stage_box(ax, r, s, done=done, current=current) for r, s in zip(slots, first, strict=True)
+    ]
+    _chain(ax, row)
+    for phase, group in itertools.groupby(
+        zip(first, row, strict=True), lambda p: PHASES.get(p[0].key)
+    ):
+        rects = [r for _, r in group]
+        x0, x1, y = rects[0].x, rects[-1].x + rects[-1].w, rects[0].y + rects[0].h
+        ax.plot([x0, x0, x1, x1], [y + 0.1, y + 0.2, y + 0.2, y + 0.1], color=NEUTRAL, lw=1)
+        ax.text((x0 + x1) / 2, y + 0.25, phase or "", ha="center", fontsize=9, color=NEUTRAL)
+
+    ax.text(1.0, 2.15, "Pipeline 2: the successful pipeline coupled with deployment", fontsize=10)
+    slots = _row(len(deployment) + 5, y=0.45, h=0.9, gap=0.55, x0=0.4, x1=11.6)
+    first_box = _box(ax, slots[0], "pipeline 1\n(trained model)", colour=NEUTRAL, gid="pipeline1")
+    chain = [first_box]
+    chain += [
+        _stage_box(ax, r, s, done=done, current=current)
+        for r, s in zip(slots[1:], deployment, strict=False)
+    ]
+    _chain(ax, chain)
+    inner, client = slots[len(deployment) + 1 : -1], slots[-1]  # container: model ... REST API
+    x0, x1 = inner[0].x, client.x - 0.9  # room for the HTTP label
+    _box(
+        ax,
+        _Rect(x0, client.y - 0.2, x1 - x0, client.h + 0.75),
+        "container (microservice)",
+        colour=STAGE_COLOURS["deploy"],
+        gid="container",
+        dashed=True,
+    )
+    model = _box(
+        ax, replace(inner[0], x=x0 + 0.25), "model", colour=STAGE_COLOURS["train"], gid="model"
+    )
+    rest = _box(
+        ax,
+        replace(inner[-1], x=x1 - 0.25 - inner[-1].w),
+        "REST API",
+        colour=STAGE_COLOURS["deploy"],
+        gid="rest",
+    )
+    _box(ax, client, "client", colour=NEUTRAL, gid="client")
+    _arrow(ax, chain[-1].right, (x0, chain[-1].right[1]), label="package")
+    _arrow(ax, model.right, rest.left, both=True, label="predict")
+    _arrow(ax, rest.right, client.left, both=True, label="HTTP")
+    start = (row[0].x + 0.3, row[0].y)
+    _arrow(
+        ax,
+        start,
+        (start[0], first_box.y + first_box.h),
+        label="once it succeeds",
+        label_at=(start[0] + 0.8, 1.65),
+    )
+    return fig
+
+
+def figure2(
+    *,
+    done: Iterable[str] | None = None,
+    current: str | None = None,
+    run_dir: str | Path | None = None,
+) -> Figure:
+    """2018, exploration: ML as a CI/CD production process, with its steps and the learning loop."""
+    done = _resolve(done, run_dir, current)
+    # Planning opens the process; quality assurance gates the last stage (deployment).
+    sequence = [PRODUCTION_STEPS[0], *STAGES[:-1], *PRODUCTION_STEPS[1:], STAGES[-1]]
+    fig, ax = _canvas("Figure 2 · 2018: exploration — ML as a CI/CD production process", 12, 5.5)
+
+    step_h, gap = 0.4, 0.15
+    columns: dict[str, list[_Rect]] = {}
+    for r, item in zip(_row(len(sequence), y=3.7, h=0.95, gap=0.3), sequence, strict=True):
+        if isinstance(item, Stage):
+            key, steps = item.key, item.steps
+            head = _stage_box(ax, r, item, done=done, current=current)
+        else:
+            key, steps = item, ()
+            colour = STAGE_COLOURS.get(key, NEUTRAL)
+            label = STEP_LABELS.get(key, key)
+            head = _box(
+                ax,
+                r,
+                label,
+                colour=colour,
+                gid=f"step:{key}",
+                done=key in done,
+                current=key == current,
+            )
+        column = [head]
+        for i, step in enumerate(steps, start=1):
+            y = r.y - 0.1 - i * (step_h + gap)
+            column.append(
+                _box(
+                    ax,
+                    _Rect(r.x + 0.08, y, r.w - 0.16, step_h),
+                    step,
+                    colour=STAGE_COLOURS.get(key, NEUTRAL),
+                    gid=f"step:{key}:{step}",
+                    fontsize=8,
+                )
+            )
+        for a, b in itertools.pairwise(column):
+            _arrow(ax, a.bottom, b.top)
+        columns[key] = column
+    _chain(ax, [column[0] for column in columns.values()])
+
+    data, train, deploy = columns["data"], columns["train"], columns["deploy"]
+    _arrow(
+        ax,
+        data[-1].right,
+        (train[-1].bottom[0], data[-1].right[1]),
+        train[-1].bottom,
+        label="batches",
+    )
+    loop_y, loop_x = min(r.y for r in data) - 0.35, data[0].x - 0.15
+    _arrow(
+        ax,
+        deploy[-1].bottom,
+        (deploy[-1].bottom[0], loop_y),
+        (loop_x, loop_y),
+        (loop_x, data[1].left[1]),
+        data[1].left,
+        label="continuous learning: new data from production → retrain",
+        label_at=((loop_x + deploy[-1].bottom[0]) / 2, loop_y + 0.06),
+    )
+    caption = (
+        "Planning and quality assurance join the technical stages in one CI/CD process: "
+        "every change flows left to right and passes a QA gate before deployment."
+    )
+    ax.text(0.3, loop_y, textwrap.fill(caption, 55), va="bottom", fontsize=9, color=NEUTRAL)
+    return fig
+
+
+def figure3(
+    *,
+    done: Iterable[str] | None = None,
+    current: str | None = None,
+    run_dir: str | Path | None = None,
+) -> Figure:
+    """2020, model amalgamation: a shared bottom, four representations, tasks that reuse them."""
+    done = _resolve(done, run_dir, current)
+    fig, ax = _canvas("Figure 3 · 2020: model amalgamation — one model, many outputs", 12, 6)
+
+    def part(r: _Rect, text: str, gid: str, colour: str) -> _Rect:
+        key = AMALGAM_STAGES.get(gid)  # the stage that produces this part, if any
+        is_current = key is not None and key == current
+        return _box(ax, r, text, colour=colour, gid=gid, done=key in done, current=is_current)
+
+    n, h, gap, top = len(REPRESENTATIONS), 0.7, 0.3, 5.0
+    ys = [top - i * (h + gap) - h for i in range(n)]
+    mid = (ys[0] + ys[-1] + h) / 2
+    inp = part(_Rect(0.3, mid - 0.5, 1.3, 1.0), "input", "input", STAGE_COLOURS["data"])
+    bottom = part(
+        _Rect(2.2, ys[-1], 1.5, top - ys[-1]),
+        "shared convolutional bottom",
+        "bottom",
+        STAGE_COLOURS["design"],
+    )
+    _arrow(ax, inp.right, (bottom.x, inp.right[1]))
+    tasks = []
+    for i, ((representation, task), y) in enumerate(zip(REPRESENTATIONS, ys, strict=True)):
+        colour = to_hex(class_colour(i))  # a representation and its task share a colour
+        rep = part(
+            _Rect(4.4, y, 2.5, h), f"({i + 1}) {representation}", f"representation:{i + 1}", colour
+        )
+        tasks.append(part(_Rect(7.6, y, 1.5, h), task, f"task:{i + 1}", colour))
+        _arrow(ax, (bottom.x + bottom.w, rep.left[1]), rep.left)
+        _arrow(ax, rep.right, tasks[-1].left)
+    a, b = (t for _, t in REPRESENTATIONS[:2])
+    combined = part(
+        _Rect(10.0, (tasks[0].y + tasks[1].y) / 2 - 0.15, 1.7, h + 0.3),
+        f"task {n + 1}\ncombines embeddings\nof {a} + {b}",
+        f"task:{n + 1}",
+        NEUTRAL,
+    )
+    for t in tasks[:2]:
+        _arrow(ax, t.right, (9.55, t.right[1]), (9.55, combined.left[1]), combined.left)
+    part(
+        _Rect(0.3, 0.25, 11.4, 0.55),
+        "serving pipeline: versioned, reconfigurable components "
+        "(input → bottom → representations → tasks), each reusable on its own",
+        "serving",
+        STAGE_COLOURS["deploy"],
+    )
+    return fig
+
+
+def where_am_i(current: str, *, run_dir: str | Path | None = None) -> Figure:
+    """A one-row map of the stages: `current` filled, stages done in `run_dir` checked."""
+    params.check_choice("current", current, [s.key for s in STAGES])
+    done = _resolve(None, run_dir, None)
+    here = next(s for s in STAGES if s.key == current)
+    fig, ax = _canvas(f"Where am I? Stage {here.number} of {len(STAGES)}: {here.title}", 12, 1.9)
+    slots = _row(len(STAGES), y=0.3, h=0.75, gap=0.45)
+    _chain(
+        ax,
+        [
+            _stage_box(ax, r, s, done=done, current=current)
+            for r, s in zip(slots, STAGES, strict=True)
+        ],
+    )
+    where = f" in {Path(run_dir).name}" if run_dir is not None else ""
+    ax.text(
+        11.7, 1.2, f"filled: this notebook · ✓ done{where}", ha="right", fontsize=8, color=NEUTRAL
+    )
+    return fig

@@ -1,0 +1,302 @@
+"""Stage 1: identify the type of model for the problem.
+
+A `ProblemCard` records what the problem is (modality, task type, outputs, input shape) and
+derives what the model's head must be (units, activation, loss, metrics) and the baseline a
+model must beat. It takes plain arrays, never a loader: notebooks load labels with
+`workbench.data` and hand them over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.config import set_current
+from workbench.errors import SpecError
+from workbench.files import atomic_write_json, read_json, sha256_bytes, to_json
+
+MODALITIES = ("image", "tabular")
+TASKS = ("binary", "multiclass", "multilabel", "regression")
+CARD_FILE = Path("problem") / "card.json"
+
+
+@dataclass(frozen=True)
+class Head:
+    """What the last layer and the loss must be for a task type."""
+
+    units: int  # output units of the last Dense layer
+    activation: str  # activation applied to the logits
+    loss: str  # Keras loss name
+    metrics: tuple[str, ...]  # Keras metric names
+    why: str  # the reasoning, in a sentence a student can read
+
+
+def head_for(task: str, n: int) -> Head:
+    """The head a task with `n` classes, labels or targets needs, and why."""
+    if task == "binary":
+        return Head(
+            1,
+            "sigmoid",
+            "binary_crossentropy",
+            ("accuracy",),
+            "Two classes: one sigmoid unit gives P(positive); binary cross-entropy scores it.",
+        )
+    if task == "multiclass":
+        return Head(
+            n,
+            "softmax",
+            "sparse_categorical_crossentropy",
+            ("accuracy",),
+            f"One of {n} classes: softmax turns {n} logits into probabilities that sum to 1 "
+            "(a conditional distribution); categorical cross-entropy scores the true class "
+            "(the sparse variant takes integer labels).",
+        )
+    if task == "multilabel":
+        return Head(
+            n,
+            "sigmoid",
+            "binary_crossentropy",
+            ("binary_accuracy",),
+            f"{n} independent yes/no labels: one sigmoid per label (independent probabilities "
+            "that need not sum to 1); binary cross-entropy per label. Softmax would force the "
+            "labels to compete.",
+        )
+    return Head(
+        n,
+        "linear",
+        "mean_squared_error",
+        ("mae",),
+        f"{n} real-valued output(s): no squashing activation (linear); mean squared error "
+        "penalises large misses, mean absolute error reads in the target's units.",
+    )
+
+
+@dataclass(frozen=True)
+class ProblemCard:
+    """Stage 1's answer: what kind of problem this is and what head it needs."""
+
+    modality: str  # "image" or "tabular"
+    task: str  # "binary", "multiclass", "multilabel" or "regression"
+    num_outputs: int  # classes (multiclass), labels (multilabel), 2 (binary), targets (regression)
+    input_shape: tuple[int, ...]  # one example's shape, channels-last for images
+    class_names: tuple[str, ...] = ()  # one name per class / label; empty for regression
+    dataset: str = ""  # the data source the card was made from
+    activation: str | None = None  # optional override of the head's activation (checked)
+    baseline: dict[str, Any] = field(default_factory=dict, compare=False)  # what to beat
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
+        object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
+        _validate(self)
+
+    @property
+    def head(self) -> Head:
+        """The head derived from the task type."""
+        return head_for(self.task, self.num_outputs)
+
+    def reasoning(self) -> str:
+        """Why this head: the lines a student reads next to the card."""
+        h = self.head
+        lines = [
+            f"Modality {self.modality!r} with input shape {self.input_shape}: "
+            + (
+                "a convolutional stem suits the image."
+                if self.modality == "image"
+                else "dense layers over standardized features suit the table."
+            ),
+            f"Task {self.task!r}: {h.why}",
+            f"Head: Dense({h.units}) -> {h.activation}; loss {h.loss}; metrics {list(h.metrics)}.",
+        ]
+        if self.baseline:
+            lines.append(f"Baseline to beat: {self.baseline['description']}.")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, as written to card.json."""
+        d = dataclasses.asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        d["class_names"] = list(self.class_names)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProblemCard:
+        """Build a card from plain data, refusing unknown or missing fields."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise SpecError(
+                f"ProblemCard: unknown field(s) {unknown}; expected only {sorted(names)}."
+            )
+        required = {"modality", "task", "num_outputs", "input_shape"}
+        missing = sorted(required - set(data))
+        if missing:
+            raise SpecError(f"ProblemCard: missing field(s) {missing}.")
+        return cls(**data)
+
+    def __repr__(self) -> str:
+        h = self.head
+        names = ", ".join(self.class_names[:10]) + (" ..." if len(self.class_names) > 10 else "")
+        base = f"\n  baseline:    {self.baseline['description']}" if self.baseline else ""
+        return (
+            f"ProblemCard({self.dataset or 'unnamed data'})\n"
+            f"  modality:    {self.modality}, input shape {self.input_shape}\n"
+            f"  task:        {self.task}, {self.num_outputs} output(s)"
+            + (f" [{names}]" if names else "")
+            + f"\n  head:        Dense({h.units}) -> {h.activation}\n"
+            f"  loss:        {h.loss}\n"
+            f"  metrics:     {', '.join(h.metrics)}" + base
+        )
+
+
+def _validate(card: ProblemCard) -> None:
+    if card.modality not in MODALITIES:
+        raise SpecError(
+            f"ProblemCard: unknown modality {card.modality!r}; expected one of {list(MODALITIES)}."
+        )
+    if card.task not in TASKS:
+        raise SpecError(f"ProblemCard: unknown task {card.task!r}; expected one of {list(TASKS)}.")
+    n, names = card.num_outputs, card.class_names
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise SpecError(f"ProblemCard: num_outputs must be a positive integer, got {n!r}.")
+    if not card.input_shape or min(card.input_shape) < 1:
+        raise SpecError(
+            f"ProblemCard: input_shape must be non-empty positive sizes, got {card.input_shape}."
+        )
+    if card.modality == "image" and len(card.input_shape) != 3:
+        raise SpecError(
+            f"ProblemCard: an image input_shape is (height, width, channels), got "
+            f"{card.input_shape}. Add the channel axis, e.g. (8, 8, 1)."
+        )
+    if card.modality == "tabular" and len(card.input_shape) != 1:
+        raise SpecError(
+            f"ProblemCard: a tabular input_shape is (n_features,), got {card.input_shape}."
+        )
+    if card.task == "binary" and (n != 2 or (names and len(names) != 2)):
+        count = len(names) if names else n
+        raise SpecError(
+            f"ProblemCard: a binary task has exactly 2 classes, got {count}. "
+            "Use task='multiclass' for one-of-N with N > 2."
+        )
+    if card.task == "multiclass" and n < 3:
+        raise SpecError(
+            f"ProblemCard: a multiclass task needs at least 3 classes, got {n}. "
+            "Use task='binary' for two classes."
+        )
+    if card.task == "regression" and names:
+        raise SpecError(
+            f"ProblemCard: a regression task predicts numbers and has no class names, got "
+            f"{list(names)[:5]}. Drop class_names, or use a classification task."
+        )
+    if card.task in ("multiclass", "multilabel") and names and len(names) != n:
+        raise SpecError(
+            f"ProblemCard: {len(names)} class names for num_outputs={n}; give one name per output."
+        )
+    allowed = card.head.activation
+    if card.activation is not None and card.activation != allowed:
+        raise SpecError(
+            f"ProblemCard: activation {card.activation!r} does not fit task {card.task!r}; "
+            f"expected {allowed!r}. {card.head.why}"
+        )
+
+
+def compute_baseline(task: str, y: np.ndarray, *, class_names: Sequence[str] = ()) -> dict:
+    """What a model that ignores its input scores: the number every model must beat.
+
+    Classification: majority-class accuracy (multilabel: per-label majority, averaged).
+    Regression: the error of always predicting the mean.
+    """
+    y = np.asarray(y)
+    if y.size == 0:
+        raise SpecError("compute_baseline: got no labels; expected a non-empty label array.")
+    if task in ("binary", "multiclass"):
+        values, counts = np.unique(y, return_counts=True)
+        top = int(np.argmax(counts))
+        label = values[top]
+        name = class_names[int(label)] if len(class_names) > int(label) else str(label)
+        acc = float(counts[top] / y.shape[0])
+        return {
+            "metric": "accuracy",
+            "value": round(acc, 4),
+            "predictor": f"majority class {name!r}",
+            "description": f"always predicting class {name!r} scores accuracy {acc:.3f}",
+        }
+    if task == "multilabel":
+        positive = y.reshape(len(y), -1).mean(axis=0)
+        acc = float(np.maximum(positive, 1 - positive).mean())
+        return {
+            "metric": "binary_accuracy",
+            "value": round(acc, 4),
+            "predictor": "per-label majority",
+            "description": f"predicting each label's majority scores binary accuracy {acc:.3f}",
+        }
+    if task == "regression":
+        y2 = y.reshape(len(y), -1).astype(float)
+        err = y2 - y2.mean(axis=0)
+        mae, mse = float(np.abs(err).mean()), float((err**2).mean())
+        return {
+            "metric": "mae",
+            "value": round(mae, 4),
+            "mse": round(mse, 4),
+            "predictor": "mean of the targets",
+            "description": f"always predicting the mean scores MAE {mae:.3f} (MSE {mse:.3f})",
+        }
+    raise SpecError(f"compute_baseline: unknown task {task!r}; expected one of {list(TASKS)}.")
+
+
+def identify(
+    y: np.ndarray,
+    *,
+    modality: str,
+    task: str,
+    input_shape: Sequence[int],
+    class_names: Sequence[str] = (),
+    dataset: str = "",
+) -> ProblemCard:
+    """Make a card from the labels: count the outputs and compute the baseline."""
+    y = np.asarray(y)
+    if task in ("binary", "multiclass"):
+        n = len(class_names) if class_names else int(np.unique(y).size)
+        if y.ndim != 1:
+            raise SpecError(
+                f"identify: {task} labels are one integer per example (1-D), got shape {y.shape}."
+                + (" For independent labels use task='multilabel'." if y.ndim == 2 else "")
+            )
+    elif task == "multilabel":
+        if y.ndim != 2:
+            raise SpecError(
+                f"identify: multilabel targets are a 0/1 matrix (examples, labels), got shape "
+                f"{y.shape}."
+            )
+        n = y.shape[1]
+    else:
+        n = 1 if y.ndim == 1 else y.shape[1]
+    card = ProblemCard(modality, task, n, tuple(input_shape), tuple(class_names), dataset)
+    return dataclasses.replace(card, baseline=compute_baseline(task, y, class_names=class_names))
+
+
+def save_card(card: ProblemCard, run_dir: str | Path) -> Path:
+    """Write the card to `<run_dir>/problem/card.json` and make it stage 1's current version."""
+    path = atomic_write_json(Path(run_dir) / CARD_FILE, card.to_dict())
+    set_current(run_dir, "identify", "card-" + sha256_bytes(to_json(card.to_dict()).encode())[:12])
+    return path
+
+
+def load_card(run_dir: str | Path) -> ProblemCard:
+    """Read and validate the card of `run_dir` (a SpecError says what is wrong with it)."""
+    path = Path(run_dir) / CARD_FILE
+    if not path.is_file():
+        raise SpecError(
+            f"No problem card at {path}; run notebook 01_identify or save_card() first."
+        )
+    try:
+        data = read_json(path)
+    except ValueError as e:
+        raise SpecError(f"Problem card {path} is not valid JSON ({e}).") from e
+    if not isinstance(data, dict):
+        raise SpecError(f"Problem card {path}: expected a JSON object, got {type(data).__name__}.")
+    return ProblemCard.from_dict(data)

@@ -1,0 +1,72 @@
+"""The pipeline as data: the five stages, their steps and the amalgamation's outputs.
+
+Figures 1-3 are drawn from these definitions, notebooks are named after them, and a stage
+counts as done in a run directory when the run directory's index names a current version of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.config import read_index
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the pipeline, its module and notebook, and the steps it teaches."""
+
+    key: str  # index key in the run directory, e.g. "data"
+    number: int  # position in the pipeline, 1-5
+    title: str  # what the stage does, in a few words
+    module: str  # the workbench module that implements it
+    notebook: str  # the notebook that teaches it (without .ipynb)
+    steps: tuple[str, ...] = ()  # sub-steps shown in figure 2
+
+    def __repr__(self) -> str:
+        return f"Stage {self.number}: {self.title} ({self.module}, {self.notebook})"
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("identify", 1, "Identify the type of model", "workbench.problem", "01_identify"),
+    Stage(
+        "design", 2, "Design the model", "workbench.design", "02_design", ("feature engineering",)
+    ),
+    Stage(
+        "data",
+        3,
+        "Prepare the data",
+        "workbench.data",
+        "03_data",
+        ("extraction", "analysis", "transformation", "management", "serving"),
+    ),
+    Stage("train", 4, "Train the model", "workbench.train", "04_train", ("feature engineering",)),
+    Stage(
+        "deploy", 5, "Deploy the model", "workbench.deploy", "05_deploy", ("continuous learning",)
+    ),
+)
+
+# Figure 2 adds the production process around the technical stages.
+PRODUCTION_STEPS: tuple[str, ...] = ("planning", "qa")
+
+# Figure 3: the four learned representations of the amalgamated model, each reused by a task.
+REPRESENTATIONS: tuple[tuple[str, str], ...] = (
+    ("high-dimensional latent space", "task 1"),
+    ("low-dimensional latent space", "task 2"),
+    ("pre-activation logits", "task 3"),
+    ("post-activation independent probabilities", "task 4"),
+)
+
+
+def stage(key: str) -> Stage:
+    """The stage called `key` (identify, design, data, train, deploy)."""
+    for s in STAGES:
+        if s.key == key:
+            return s
+    raise KeyError(f"Unknown stage {key!r}; expected one of {[s.key for s in STAGES]}.")
+
+
+def done_stages(run_dir: str | Path) -> set[str]:
+    """Keys of the stages that have a current version in `run_dir`."""
+    index = read_index(run_dir)
+    return {s.key for s in STAGES if index.get(s.key)}

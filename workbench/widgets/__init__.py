@@ -1,0 +1,1 @@
+"""Thin ipywidgets views, one module per stage: state in, call a pure workbench function, render."""
