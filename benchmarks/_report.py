@@ -6,16 +6,14 @@ import json
 import platform
 from pathlib import Path
 
+from workbench.batch import format_table
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def report(name: str, rows: list[dict]) -> Path:
     """Print `rows` as a table and write them, with the machine, to results/<name>.json."""
-    keys = list(rows[0])
-    widths = [max(len(k), *(len(str(r[k])) for r in rows)) for k in keys]
-    print("  ".join(k.ljust(w) for k, w in zip(keys, widths, strict=True)))
-    for r in rows:
-        print("  ".join(str(r[k]).ljust(w) for k, w in zip(keys, widths, strict=True)))
+    print(format_table(rows))
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     machine = {"python": platform.python_version(), "machine": platform.machine()}

@@ -20,7 +20,9 @@ CODE = (
 def measure(runs: int = 5) -> dict:
     times, heavy = [], False
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CODE], capture_output=True, text=True, check=True
+        )
         seconds, keras, tf = out.stdout.split()
         times.append(float(seconds))
         heavy |= keras == "True" or tf == "True"

@@ -7,19 +7,29 @@ environment's Jupyter data first, so a user's global kernels are never used nor 
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from concurrent.futures import as_completed
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from workbench.config import RUN_DIR_ENV, repo_root
+from workbench import params
+from workbench.config import (
+    DEFAULT_RUN_DIR,
+    INDEX_FILE,
+    RUN_DIR_ENV,
+    read_index,
+    repo_root,
+    resolve_run_dir,
+)
 from workbench.errors import WorkbenchError
-from workbench.files import atomic_write_text
+from workbench.files import atomic_write_json, atomic_write_text, read_json
 
 KERNEL = "python3"
 
@@ -181,3 +191,176 @@ def store_outputs(*, notebooks: list[Path] | None = None, progress: bool = True)
             atomic_write_text(nb, _without_volatile(out))
             stored.append(nb)
     return stored
+
+
+# ---- parameter sweeps (`workbench batch`) ------------------------------------------------------
+
+UPSTREAM_SKIP = {"sweeps", "notebooks", "figures", "train", INDEX_FILE}  # a point's own outputs
+SWEEP_THREADS = {  # one TensorFlow thread per worker: two workers share two cores fairly
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+}
+
+
+@dataclass
+class SweepPoint:
+    """One run of a sweep: its parameters, where it ran, how it ended and what it measured."""
+
+    index: int
+    parameters: dict[str, Any]
+    run_dir: Path
+    output: Path
+    error: str | None = None  # the failure (notebook, cell, error), None when it completed
+    metrics: dict[str, Any] = field(default_factory=dict)  # the run's train/metrics.json
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def __repr__(self) -> str:
+        status = "ok" if self.ok else "FAILED"
+        return f"SweepPoint({self.index}, {self.parameters}, {status}, {self.seconds:.0f} s)"
+
+
+@dataclass
+class SweepResult:
+    """All points of a sweep, in grid order."""
+
+    notebook: str
+    folder: Path
+    points: list[SweepPoint]
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per point: its parameters, status, time and the numbers it measured."""
+        rows = []
+        for p in self.points:
+            numbers = {k: v for k, v in p.metrics.items() if isinstance(v, int | float)}
+            test = p.metrics.get("test", {})
+            numbers.update({f"test_{k}": v for k, v in test.items() if isinstance(v, int | float)})
+            status = "ok" if p.ok else "failed"
+            rows.append(
+                {**p.parameters, "status": status, "seconds": round(p.seconds, 1), **numbers}
+            )
+        return rows
+
+    def failures(self) -> list[SweepPoint]:
+        return [p for p in self.points if not p.ok]
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Rows as an aligned plain-text table (columns in first-seen order)."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    cells = [[_cell(row.get(k, "")) for k in keys] for row in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    lines = ["  ".join(k.ljust(w) for k, w in zip(keys, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(cs, widths, strict=True)) for cs in cells]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as papermill's `-p` reads it: numbers, booleans, None, else text."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, int | float | bool | type(None)) else text
+
+
+def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, first parameter slowest."""
+    if not grid or any(not values for values in grid.values()):
+        raise WorkbenchError(f"A sweep needs at least one value per parameter, got {grid!r}.")
+    return [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())]
+
+
+def _point_name(index: int, parameters: dict[str, Any]) -> str:
+    text = "-".join(f"{k}={v}" for k, v in parameters.items())
+    return f"{index:02d}-" + re.sub(r"[^A-Za-z0-9=._-]+", "_", text)[:80]
+
+
+def share_upstream(upstream: Path, run_dir: Path) -> None:
+    """Give `run_dir` the upstream stages' artifacts (links, not copies) and their index."""
+    run_dir.mkdir(parents=True)
+    if not upstream.is_dir():
+        return
+    for child in upstream.iterdir():
+        if child.name not in UPSTREAM_SKIP and not child.name.startswith("."):
+            (run_dir / child.name).symlink_to(child.resolve(), target_is_directory=child.is_dir())
+    index = read_index(upstream)
+    index.pop("train", None)
+    atomic_write_json(run_dir / INDEX_FILE, index)
+
+
+def _run_point(
+    notebook: Path, output: Path, parameters: dict[str, Any]
+) -> tuple[str | None, float]:
+    """Worker: execute one point with one TensorFlow thread; return (failure or None, seconds)."""
+    os.environ.update(SWEEP_THREADS)
+    start = time.perf_counter()
+    try:
+        execute(notebook, output, parameters=parameters, progress=False)
+    except NotebookFailure as e:
+        return str(e), time.perf_counter() - start
+    return None, time.perf_counter() - start
+
+
+def _train_metrics(run_dir: Path) -> dict[str, Any]:
+    run_id = read_index(run_dir).get("train")
+    path = run_dir / "train" / str(run_id) / "metrics.json"
+    return read_json(path) if run_id and path.is_file() else {}
+
+
+def sweep(
+    notebook: str | Path,
+    grid: dict[str, list[Any]],
+    *,
+    run_dir: str | Path = DEFAULT_RUN_DIR,
+    profile: str = "smoke",
+    seed: int = 0,
+    workers: int = 2,
+) -> SweepResult:
+    """Run `notebook` once per grid point, in parallel, each in its own run directory.
+
+    Each point shares the upstream artifacts of `run_dir` (problem card, data, spec) and
+    overrides the notebook's parameters with its values. A failing point is reported with its
+    notebook, cell and error; the others go on.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    notebook = Path(notebook)
+    if not notebook.is_file():
+        raise WorkbenchError(f"No notebook at {notebook}; expected e.g. notebooks/04_train.ipynb.")
+    params.check_int("workers", workers, minimum=1)
+    upstream = resolve_run_dir(run_dir)
+    folder = upstream / "sweeps" / f"{datetime.now():%Y%m%d-%H%M%S}-{notebook.stem}"
+    points = []
+    for i, values in enumerate(grid_points(grid)):
+        point_dir = folder / _point_name(i, values)
+        share_upstream(upstream, point_dir)
+        out = point_dir / "notebooks" / notebook.name
+        points.append(SweepPoint(i, values, point_dir, out))
+    print(f"sweep of {notebook.name}: {len(points)} point(s), {workers} worker(s) -> {folder}")
+    with ProcessPoolExecutor(max_workers=min(workers, len(points))) as pool:
+        futures = {
+            pool.submit(
+                _run_point,
+                notebook,
+                p.output,
+                {"run_dir": str(p.run_dir), "profile": profile, "seed": seed, **p.parameters},
+            ): p
+            for p in points
+        }
+        for future in as_completed(futures):
+            p = futures[future]
+            p.error, p.seconds = future.result()
+            p.metrics = _train_metrics(p.run_dir) if p.ok else {}
+            print(f"  {p!r}" + (f"\n    {p.error.splitlines()[0]}" if p.error else ""), flush=True)
+    return SweepResult(notebook.name, folder, points)

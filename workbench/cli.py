@@ -1,4 +1,4 @@
-"""`workbench run | notebooks | student | lab` (also `python -m workbench`)."""
+"""`workbench run | batch | notebooks | student | lab` (also `python -m workbench`)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,42 @@ def _run(args: argparse.Namespace) -> int:
     print(f"Executed notebooks:  {result.run_dir / 'notebooks'}")
     print(f"Figures:             {result.run_dir / 'figures'}")
     return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from workbench import batch
+    from workbench.files import atomic_write_json
+    from workbench.plots.batch import plot_sweep
+    from workbench.plots.style import save
+
+    grid = {name: [batch.parse_value(v) for v in values] for name, *values in args.parameter}
+    result = batch.sweep(
+        args.notebook,
+        grid,
+        run_dir=args.run_dir,
+        profile=args.profile,
+        seed=args.seed,
+        workers=args.workers,
+    )
+    rows = result.table()
+    atomic_write_json(result.folder / "results.json", rows)
+    metric = next(
+        (
+            k
+            for k in ("test_accuracy", "test_binary_accuracy", "test_mae")
+            if any(k in r for r in rows)
+        ),
+        "seconds",
+    )
+    save(
+        plot_sweep(rows, list(grid), metric=metric, title=f"Sweep of {result.notebook}"),
+        result.folder / "comparison.png",
+    )
+    print(batch.format_table(rows))
+    print(f"results: {result.folder / 'results.json'}, figure: {result.folder / 'comparison.png'}")
+    for p in result.failures():
+        print(f"FAILED point {p.index} {p.parameters}:\n  {p.error}", file=sys.stderr)
+    return 1 if result.failures() else 0
 
 
 def _notebooks(args: argparse.Namespace) -> int:
@@ -69,6 +105,22 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--profile", default="full", choices=["smoke", "full"])
     run.add_argument("--seed", type=int, default=0)
     run.set_defaults(func=_run)
+    sw = sub.add_parser("batch", help="run a notebook over a parameter grid, in parallel")
+    sw.add_argument("notebook", help="e.g. notebooks/04_train.ipynb")
+    sw.add_argument(
+        "-p",
+        "--parameter",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a parameter and its values, e.g. -p learning_rate 0.01 0.003 (repeat -p)",
+    )
+    sw.add_argument("--run-dir", default="runs/latest", help="the upstream run directory")
+    sw.add_argument("--profile", default="smoke", choices=["smoke", "full"])
+    sw.add_argument("--seed", type=int, default=0)
+    sw.add_argument("--workers", type=int, default=2, help="notebooks run at once")
+    sw.set_defaults(func=_batch)
     nbs = sub.add_parser("notebooks", help="re-execute the notebooks (smoke) and keep outputs")
     nbs.set_defaults(func=_notebooks)
     student = sub.add_parser("student", help="write student copies (no solutions, no notes)")

@@ -62,12 +62,13 @@ class Profile:
     dataset: str  # default data source of stage 3
     epochs: int  # default training epochs of stage 4
     batch_size: int  # default batch size of the feed and of training
+    preset: str  # default model preset of stage 2 (workbench.design.list_presets)
     description: str = ""
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", "digits", 1, 64, "scikit-learn digits 8x8, one short epoch"),
-    "full": Profile("full", "mnist5k", 30, 64, "5,000 real MNIST images 28x28, real accuracy"),
+    "smoke": Profile("smoke", "digits", 1, 64, "compact", "scikit-learn digits 8x8, one epoch"),
+    "full": Profile("full", "mnist5k", 28, 64, "compact_bn", "5,000 MNIST images 28x28"),
 }
 
 
