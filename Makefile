@@ -42,8 +42,10 @@ mlflow-ui: $(VENV)/.installed  ## the MLflow UI over runs/mlflow.db on http://12
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-benchmarks: $(VENV)/.installed
+benchmarks: $(VENV)/.installed  ## import time, training overhead, full-profile accuracy
 	$(BIN)/python benchmarks/import_time.py
+	$(BIN)/python benchmarks/train_overhead.py
+	$(BIN)/python benchmarks/full_profile.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

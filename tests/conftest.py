@@ -16,6 +16,8 @@ _SESSION_TMP = Path(tempfile.mkdtemp(prefix="workbench-tests-"))
 def pytest_configure(config: pytest.Config) -> None:
     # Before any kernel starts: nbval's and papermill's kernels inherit this environment.
     os.environ["WORKBENCH_RUN_DIR"] = str(_SESSION_TMP / "nbval-run")
+    # One temporary tracking database for the whole session (tests and notebook kernels).
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_SESSION_TMP / 'mlflow.db'}"
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from workbench.batch import use_environment_kernel
@@ -44,7 +46,14 @@ class ExecutedNotebooks:
         for nb in list_notebooks(ROOT / "notebooks"):
             if nb.stem not in self._done:
                 out = self.run_dir / "executed" / nb.name
-                params = {"run_dir": str(self.run_dir), "profile": "smoke", "seed": 0}
+                # solutions=True: every exercise also checks its reference solution here;
+                # nbval covers the committed, unanswered (solutions=False) notebooks.
+                params = {
+                    "run_dir": str(self.run_dir),
+                    "profile": "smoke",
+                    "seed": 0,
+                    "solutions": True,
+                }
                 execute(nb, out, parameters=params, progress=False)
                 self._done[nb.stem] = out
             if nb.stem == name:

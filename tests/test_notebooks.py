@@ -58,7 +58,9 @@ def test_02_design_writes_the_spec(executed):
     assert "Keras counts 99178 parameters; the summary said 99178" in text
     assert "logits: (None, 10)" in text and "SpecError: " in text
     assert (executed.run_dir / "figures" / "02_architecture.png").is_file()
-    assert json.loads((executed.run_dir / "index.json").read_text())["design"].startswith("compact-")
+    assert json.loads((executed.run_dir / "index.json").read_text())["design"].startswith(
+        "compact-"
+    )
 
 
 def test_03_data_writes_a_version(executed):
@@ -72,6 +74,21 @@ def test_03_data_writes_a_version(executed):
     assert "same inputs, same version: True" in text
     assert "serving transform == training transform: True" in text
     for name in ("03_samples", "03_values", "03_augmentation", "03_report"):
+        assert (executed.run_dir / "figures" / f"{name}.png").is_file(), name
+
+
+def test_04_train_trains_evaluates_and_tracks(executed):
+    nb = executed("04_train")
+    index = json.loads((executed.run_dir / "index.json").read_text())
+    run = executed.run_dir / "train" / index["train"]
+    assert (run / "model.keras").is_file() and (run / "best.keras").is_file()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] > 0.3  # one epoch on digits: far above the 0.10 baseline
+    text = outputs_text(nb)
+    assert "epochs run: 1 | test metric: accuracy" in text
+    assert "beats the baseline: True" in text
+    assert "run(s) in the tracking store" in text
+    for name in ("04_curves", "04_confusion", "04_per_class", "04_reliability", "04_worst_errors"):
         assert (executed.run_dir / "figures" / f"{name}.png").is_file(), name
 
 
@@ -96,3 +113,24 @@ def test_bad_parameter_fails_in_the_validation_cell(session_tmp):
     assert "got 'ranking'" in e.value.evalue
     where = r"01_identify.ipynb failed in cell In \[3\], line \d+: task = params.check_choice"
     assert re.search(where, str(e.value))
+
+
+def test_batch_sweep_of_04_reports_the_invalid_point(executed, capsys):
+    from workbench.cli import main
+
+    executed("03_data")  # upstream artifacts (card, data, spec) in the shared run directory
+    nb = str(ROOT / "notebooks" / "04_train.ipynb")
+    argv = ["batch", nb, "-p", "learning_rate", "0.003", "-1", "--run-dir", str(executed.run_dir)]
+    assert main([*argv, "-p", "track", "False"]) == 1  # one point failed
+    out, err = capsys.readouterr()
+    assert "FAILED point 1 {'learning_rate': -1, 'track': False}" in err
+    assert "Parameter 'learning_rate': expected a number in (0, 1], got -1" in err
+    sweeps = sorted((executed.run_dir / "sweeps").iterdir())
+    rows = json.loads((sweeps[-1] / "results.json").read_text())
+    assert [r["status"] for r in rows] == ["ok", "failed"]
+    assert rows[0]["test_accuracy"] > 0.3
+    assert (sweeps[-1] / "comparison.png").is_file()
+    from workbench import tracking
+
+    logged = tracking.list_runs("workbench-sweeps")
+    assert logged and logged[0]["name"] == sweeps[-1].name and logged[0]["status"] == "FAILED"

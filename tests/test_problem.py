@@ -118,3 +118,14 @@ def test_load_card_refuses_bad_files(tmp_path):
     (tmp_path / "problem" / "card.json").write_text(json.dumps({"modality": "image"}))
     with pytest.raises(SpecError, match="missing field"):
         load_card(tmp_path)
+
+
+def test_beats_baseline_knows_which_way_is_better():
+    acc = identify(
+        np.array([0, 0, 1, 2]), modality="image", task="multiclass", input_shape=(8, 8, 1)
+    )
+    assert acc.beats_baseline(0.6) and not acc.beats_baseline(0.5)
+    reg = identify(np.array([1.0, 3.0]), modality="tabular", task="regression", input_shape=(2,))
+    assert reg.beats_baseline(0.5) and not reg.beats_baseline(1.5)
+    with pytest.raises(SpecError, match="no baseline"):
+        card().beats_baseline(0.9)

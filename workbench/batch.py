@@ -184,6 +184,7 @@ def store_outputs(*, notebooks: list[Path] | None = None, progress: bool = True)
     stored = []
     with tempfile.TemporaryDirectory(prefix="workbench-notebooks-") as tmp:
         os.environ[RUN_DIR_ENV] = str(Path(tmp) / "run")
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(tmp) / 'mlflow.db'}"  # throwaway
         for nb in notebooks if notebooks is not None else list_notebooks():
             print(f"storing outputs of {nb.name}", flush=True)
             out = Path(tmp) / nb.name
@@ -364,3 +365,38 @@ def sweep(
             p.metrics = _train_metrics(p.run_dir) if p.ok else {}
             print(f"  {p!r}" + (f"\n    {p.error.splitlines()[0]}" if p.error else ""), flush=True)
     return SweepResult(notebook.name, folder, points)
+
+
+SWEEP_METRICS = ("test_accuracy", "test_binary_accuracy", "test_mae")  # the first one present
+
+
+def report_sweep(result: SweepResult, *, track: bool = True) -> list[dict[str, Any]]:
+    """Gather a sweep: `results.json` and `comparison.png` in its folder, and one MLflow run
+    (experiment "workbench-sweeps") holding the grid, each point's numbers and both files."""
+    from workbench.plots.batch import plot_sweep
+    from workbench.plots.style import save
+
+    rows = result.table()
+    names = list(result.points[0].parameters) if result.points else []
+    atomic_write_json(result.folder / "results.json", rows)
+    metric = next((m for m in SWEEP_METRICS if any(m in r for r in rows)), "seconds")
+    fig = plot_sweep(rows, names, metric=metric, title=f"Sweep of {result.notebook}")
+    save(fig, result.folder / "comparison.png")
+    if track:
+        from workbench import tracking
+
+        grid = {n: [p.parameters[n] for p in result.points] for n in names}
+        tracker = tracking.start_tracking(
+            result.folder.name,
+            experiment="workbench-sweeps",
+            params={"notebook": result.notebook, "grid": grid},
+        )
+        for i, row in enumerate(rows):
+            numbers = {
+                k: v for k, v in row.items() if k not in names and isinstance(v, int | float)
+            }
+            tracker.log_metrics({**numbers, "ok": float(row["status"] == "ok")}, step=i)
+        tracker.client.log_artifact(tracker.run_id, str(result.folder / "results.json"))
+        tracker.log_figure(fig, "comparison")
+        tracker.end("FINISHED" if not result.failures() else "FAILED")
+    return rows

@@ -29,9 +29,6 @@ def _run(args: argparse.Namespace) -> int:
 
 def _batch(args: argparse.Namespace) -> int:
     from workbench import batch
-    from workbench.files import atomic_write_json
-    from workbench.plots.batch import plot_sweep
-    from workbench.plots.style import save
 
     grid = {name: [batch.parse_value(v) for v in values] for name, *values in args.parameter}
     result = batch.sweep(
@@ -42,20 +39,7 @@ def _batch(args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=args.workers,
     )
-    rows = result.table()
-    atomic_write_json(result.folder / "results.json", rows)
-    metric = next(
-        (
-            k
-            for k in ("test_accuracy", "test_binary_accuracy", "test_mae")
-            if any(k in r for r in rows)
-        ),
-        "seconds",
-    )
-    save(
-        plot_sweep(rows, list(grid), metric=metric, title=f"Sweep of {result.notebook}"),
-        result.folder / "comparison.png",
-    )
+    rows = batch.report_sweep(result)
     print(batch.format_table(rows))
     print(f"results: {result.folder / 'results.json'}, figure: {result.folder / 'comparison.png'}")
     for p in result.failures():

@@ -99,6 +99,14 @@ class ProblemCard:
         """The head derived from the task type."""
         return head_for(self.task, self.num_outputs)
 
+    def beats_baseline(self, value: float) -> bool:
+        """Whether a score on the baseline's metric beats it (accuracies higher, errors lower)."""
+        if not self.baseline:
+            raise SpecError("ProblemCard: no baseline; make the card with identify(labels, ...).")
+        lower_is_better = self.baseline["metric"] == "mae"
+        best = self.baseline["value"]
+        return value < best if lower_is_better else value > best
+
     def reasoning(self) -> str:
         """Why this head: the lines a student reads next to the card."""
         h = self.head

@@ -16,6 +16,7 @@ from workbench.data import (
     prepare,
     targets,
 )
+from workbench.design import ModelSpec, load_spec, preset, save_spec
 from workbench.problem import CARD_FILE, ProblemCard, identify, load_card, save_card
 
 
@@ -57,3 +58,16 @@ def ensure_data(run: Run, card: ProblemCard) -> DatasetVersion:
         "preparing one with defaults, as notebook 03_data would."
     )
     return prepare(card.dataset, run_dir=run.dir, task=card.task, seed=run.seed)
+
+
+def ensure_spec(run: Run, card: ProblemCard) -> ModelSpec:
+    """The run directory's model spec, or the profile's preset for the card (said so)."""
+    if current(run.dir, "design"):
+        return load_spec(run.dir)
+    print(
+        f"No model spec in this run directory yet: using the {run.profile.preset!r} preset, "
+        "as notebook 02_design would."
+    )
+    spec = preset(run.profile.preset, card)
+    save_spec(spec, run.dir)
+    return spec

@@ -27,7 +27,7 @@ from workbench.exercises.base import (
     run,
 )
 
-STAGE_MODULES = ("identify",)  # modules of workbench.exercises that define EXERCISES, in order
+STAGE_MODULES = ("overview", "identify", "design", "data", "train")  # in pipeline order
 
 
 def all_exercises() -> list[Exercise]:

@@ -410,12 +410,16 @@ def figure3(
     return fig
 
 
-def where_am_i(current: str, *, run_dir: str | Path | None = None) -> Figure:
-    """A one-row map of the stages: `current` filled, stages done in `run_dir` checked."""
-    params.check_choice("current", current, [s.key for s in STAGES])
+def where_am_i(current: str | None, *, run_dir: str | Path | None = None) -> Figure:
+    """A one-row map of the stages: `current` filled (None: the overview), done ones checked."""
+    if current is None:
+        title = f"Where am I? The whole pipeline: {len(STAGES)} stages"
+    else:
+        params.check_choice("current", current, [s.key for s in STAGES])
+        here = next(s for s in STAGES if s.key == current)
+        title = f"Where am I? Stage {here.number} of {len(STAGES)}: {here.title}"
     done = _resolve(None, run_dir, None)
-    here = next(s for s in STAGES if s.key == current)
-    fig, ax = _canvas(f"Where am I? Stage {here.number} of {len(STAGES)}: {here.title}", 12, 1.9)
+    fig, ax = _canvas(title, 12, 1.9)
     slots = _row(len(STAGES), y=0.3, h=0.75, gap=0.45)
     _chain(
         ax,

@@ -1,0 +1,281 @@
+"""Stage 4: training is reproducible, resumable, saves what it says, and refuses bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from workbench.config import current
+from workbench.data import prepare
+from workbench.design import Group, ModelSpec, Stem, Task, build, preset
+from workbench.errors import ParameterError, SpecError
+from workbench.problem import identify
+from workbench.train import (
+    TrainConfig,
+    learning_rate_schedule,
+    load_trained,
+    make_run_id,
+    train,
+)
+
+TINY = ModelSpec(  # a few hundred parameters: seconds per training on 8x8 digits
+    name="tiny",
+    stem=Stem(filters=(8,)),
+    groups=(Group(8, 1, "conv", "pool"),),
+    task=Task(pooling="avg"),
+    batch_norm=False,
+)
+
+# Keras 3.15 + TF 2.21 turn variables into NumPy arrays the NumPy 1 way (not our code).
+
+
+def card_of(version):
+    """Stage 1 on a data version's training labels (what notebook 01 does)."""
+    return identify(
+        version.split("train")[1],
+        modality=version.manifest["notes"]["modality"],
+        task=version.task,
+        input_shape=version.transform.output_shape,
+        class_names=version.class_names,
+        dataset=version.source,
+    )
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("train-digits")
+    version = prepare("digits", run_dir=run_dir)
+    return run_dir, version, card_of(version)
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    """One run with every option on: warmup + cosine, balanced classes, augmentation."""
+    run_dir, version, card = digits
+    config = TrainConfig(
+        epochs=2, warmup_epochs=0.5, schedule="cosine", class_weight="balanced", augment=True
+    )
+    return train(TINY, version, config, card=card, run_dir=run_dir, track=False, verbose=0)
+
+
+def weights(model) -> list[np.ndarray]:
+    return [np.asarray(w) for w in model.get_weights()]
+
+
+def test_same_seed_gives_identical_weights_and_history(digits, tmp_path):
+    _, version, card = digits
+    config = TrainConfig.for_profile("smoke", seed=3)
+    runs = [
+        train(TINY, version, config, card=card, run_dir=tmp_path / d, track=False, verbose=0)
+        for d in ("a", "b")
+    ]
+    assert runs[0].history == runs[1].history
+    for w0, w1 in zip(weights(runs[0].model), weights(runs[1].model), strict=True):
+        np.testing.assert_array_equal(w0, w1)
+    assert runs[0].run_id == runs[1].run_id
+
+
+def test_saves_model_checkpoint_metrics_and_makes_it_current(digits, trained):
+    run_dir, version, _ = digits
+    folder = run_dir / "train" / trained.run_id
+    for name in ("model.keras", "best.keras", "metrics.json", "history.json"):
+        assert (folder / name).is_file(), name
+    assert not (folder / "backup").exists()  # BackupAndRestore cleans up after a full run
+    assert current(run_dir, "train") == trained.run_id
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2 and metrics["data_version"] == version.id
+    assert set(metrics["test"]) == {"loss", "accuracy"}
+    assert list(folder.glob(".*.keras")) == []  # no temporary file left behind
+
+    loaded = load_trained(run_dir)  # safe_mode=True
+    x = version.transform.apply(version.split("test")[0][:16])
+    np.testing.assert_allclose(
+        loaded.predict_on_batch(x), trained.model.predict_on_batch(x), rtol=1e-5, atol=1e-6
+    )
+    assert "augmentation" not in [layer.name for layer in loaded.layers]
+    assert loaded.get_layer("probabilities") is not None
+    best = load_trained(run_dir, trained.run_id)
+    assert best.name == "tiny"
+
+
+def test_result_repr_is_readable(trained):
+    text = repr(trained)
+    assert text.startswith(f"TrainResult({trained.run_id!r})")
+    assert "epochs:  2" in text and "test:    accuracy" in text and " s" in text
+    assert len(trained.history["loss"]) == 2 and "val_accuracy" in trained.history
+
+
+class Interrupted(Exception):
+    pass
+
+
+class InterruptAfter:
+    """Raises at the end of epoch `epoch` (0-based), like a kernel interrupt."""
+
+    def __new__(cls, epoch):
+        import keras
+
+        class _Interrupt(keras.callbacks.Callback):
+            def on_epoch_end(self, e, logs=None):
+                if e == epoch:
+                    raise Interrupted(f"stopped after epoch {e + 1}")
+
+        return _Interrupt()
+
+
+def epoch_counter():
+    import keras
+
+    class Count(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epochs = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs.append(epoch)
+
+    return Count()
+
+
+def test_resume_after_interruption_continues_from_the_last_epoch(digits, tmp_path):
+    _, version, card = digits
+    config = TrainConfig(epochs=3)
+    first = epoch_counter()
+    with pytest.raises(Interrupted):
+        train(TINY, version, config, card=card, run_dir=tmp_path, track=False, verbose=0,
+              callbacks=[first, InterruptAfter(0)])  # fmt: skip
+    run_id = make_run_id(TINY, version, config)
+    assert first.epochs == [0]
+    assert (tmp_path / "train" / run_id / "backup").is_dir()
+    assert not (tmp_path / "train" / run_id / "model.keras").exists()
+    interrupted_history = json.loads((tmp_path / "train" / run_id / "history.json").read_text())
+
+    second = epoch_counter()
+    result = train(TINY, version, config, card=card, run_dir=tmp_path, track=False, verbose=0,
+                   callbacks=[second])  # fmt: skip
+    assert second.epochs == [1, 2]  # only the missing epochs ran
+    assert result.epochs == 3 and len(result.history["loss"]) == 3
+    assert result.history["loss"][0] == interrupted_history[0]["loss"]  # the history continues
+    assert result.run_id == run_id
+
+
+def test_warmup_then_cosine_schedule_values():
+    config = TrainConfig(epochs=4, learning_rate=0.01, warmup_epochs=1, schedule="cosine")
+    schedule = learning_rate_schedule(config, steps_per_epoch=10)  # 40 steps, 10 of warmup
+    lr = [float(schedule(s)) for s in (0, 4, 9, 10, 25, 40)]
+    np.testing.assert_allclose(lr, [0.001, 0.005, 0.01, 0.01, 0.005, 0.0], atol=1e-7)
+    constant = learning_rate_schedule(config.replace(schedule="constant"), steps_per_epoch=10)
+    assert float(constant(39)) == pytest.approx(0.01)
+    again = type(schedule).from_config(schedule.get_config())
+    assert float(again(25)) == pytest.approx(0.005)
+
+
+def test_profiles():
+    smoke, full = TrainConfig.for_profile("smoke"), TrainConfig.for_profile("full")
+    assert smoke.epochs == 1 and not smoke.augment
+    assert (full.epochs, full.batch_size, full.learning_rate, full.schedule) == (
+        28,
+        64,
+        2e-3,
+        "cosine",
+    )
+    assert full.augment and (full.rotation, full.translation, full.zoom) == (0.05, 0.1, 0.1)
+    assert TrainConfig.for_profile("full", epochs=3).epochs == 3
+    with pytest.raises(ParameterError, match="Parameter 'profile'"):
+        TrainConfig.for_profile("huge")
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"optimizer": "sgd"}, "Parameter 'optimizer': expected one of ['adam'], got 'sgd'."),
+        ({"schedule": "step"}, "Parameter 'schedule': expected one of ['cosine', 'constant']"),
+        ({"epochs": 0}, "Parameter 'epochs': expected an integer >= 1, got 0."),
+        ({"learning_rate": -0.1}, "Parameter 'learning_rate': expected a number in (0, 1], got"),
+        ({"class_weight": "auto"}, "Parameter 'class_weight': expected one of ['balanced', None]"),
+        ({"patience": -1}, "Parameter 'patience': expected an integer >= 0, got -1."),
+    ],
+)
+def test_bad_config_values_are_refused(changes, message):
+    with pytest.raises(ParameterError) as err:
+        TrainConfig(**changes)
+    assert message in str(err.value)
+
+
+def test_model_that_does_not_fit_the_card_is_refused(digits, tmp_path):
+    _, version, card = digits
+    three = identify(np.arange(30) % 3, modality="image", task="multiclass", input_shape=(8, 8, 1))
+    model = build(TINY, three)
+    with pytest.raises(SpecError, match=r"outputs shape \(3,\), but a multiclass card with 10"):
+        train(model, version, card=card, run_dir=tmp_path, track=False)
+
+
+def test_options_that_do_not_fit_the_task_are_refused(tmp_path):
+    version = prepare("sklearn:diabetes", run_dir=tmp_path, task="regression")
+    card, spec = card_of(version), None
+    spec = preset("tabular", card)
+    with pytest.raises(ParameterError, match="Parameter 'augment': expected False for a tabular"):
+        train(spec, version, TrainConfig(augment=True), card=card, run_dir=tmp_path, track=False)
+    with pytest.raises(ParameterError, match="'class_weight': expected None for a regression"):
+        train(spec, version, TrainConfig(class_weight="balanced"), card=card, run_dir=tmp_path)
+    with pytest.raises(ParameterError, match="Parameter 'run_id': no trained model None"):
+        load_trained(tmp_path)
+
+
+def test_class_weight_dict_is_checked(digits, tmp_path):
+    _, version, card = digits
+    config = TrainConfig(class_weight={0: 2.0, 12: 1.0})
+    with pytest.raises(ParameterError, match=r"expected \{class index 0..9: weight > 0\}"):
+        train(TINY, version, config, card=card, run_dir=tmp_path, track=False)
+
+
+@pytest.mark.parametrize(
+    "source, task, spec_name, metric",
+    [
+        ("sklearn:breast_cancer", "binary", "tabular", "accuracy"),
+        ("sklearn:wine", "multiclass", "tabular", "accuracy"),
+        ("sklearn:diabetes", "regression", "tabular", "mae"),
+        ("digits", "multilabel", "tiny", "binary_accuracy"),
+    ],
+)
+def test_every_task_trains_end_to_end(tmp_path, source, task, spec_name, metric):
+    version = prepare(source, run_dir=tmp_path, task=task)
+    card = card_of(version)
+    spec = TINY if spec_name == "tiny" else preset(spec_name, card)
+    epochs = 3 if card.modality == "image" else 8  # 40 or 2-13 steps per epoch
+    config = TrainConfig(epochs=epochs, learning_rate=1e-2, batch_size=32)
+    weight = {"class_weight": "balanced"} if task in ("binary", "multiclass") else {}
+    result = train(spec, version, config.replace(**weight), card=card, run_dir=tmp_path,
+                   track=False, verbose=0)  # fmt: skip
+    assert result.epochs == epochs and metric in result.test
+    baseline = card.baseline["value"]
+    if metric == "mae":
+        assert result.test["mae"] < baseline  # better than always predicting the mean
+    else:
+        assert result.test[metric] > baseline  # better than the majority class
+    assert load_trained(tmp_path).output_shape == (None, card.head.units)
+
+
+def test_live_plot_updates_headless_and_as_a_callback(digits, tmp_path):
+    from workbench.widgets.train import LivePlot
+
+    live = LivePlot()
+    assert live.figure is None and live.png == b""
+    live.on_epoch_end(0, {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.2, "val_accuracy": 0.4})
+    first = live.png
+    live.on_epoch_end(1, {"loss": 0.5, "accuracy": 0.8, "val_loss": 0.7, "val_accuracy": 0.7})
+    assert isinstance(live.figure, Figure)
+    assert live.png and live.png != first and live._image.value == live.png
+    assert live.history["val_accuracy"] == [0.4, 0.7]
+    assert "epoch 2" in live._status.value
+    assert [ax.get_xlabel() for ax in live.figure.axes] == ["epoch", "epoch"]
+
+    _, version, card = digits
+    live = LivePlot()
+    train(TINY, version, TrainConfig(epochs=1), card=card, run_dir=tmp_path, track=False,
+          verbose=0, callbacks=[live])  # fmt: skip
+    assert sorted(live.rows) == [0] and live.png
+    assert repr(live) == "LivePlot(1 epochs seen, every=1)"
