@@ -1,7 +1,7 @@
 """Accuracy and wall time of the `full` training profile on mnist5k (DESIGN.md section 6).
 
-python benchmarks/full_profile.py               # one seed (~4-5 minutes on 2 cores)
-python benchmarks/full_profile.py --seeds 0 1 2 # mean and spread over seeds
+python benchmarks/full_profile.py            # seeds 0 1 2: mean and spread (~7 minutes on 2 cores)
+python benchmarks/full_profile.py --seeds 0  # one seed (~2-4 minutes)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from workbench.upstream import card_for
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
     card = card_for("mnist5k")
     spec = preset("compact_bn", card)

@@ -19,7 +19,7 @@ from workbench.plots.train import (
     plot_residuals,
     plot_worst_errors,
 )
-from workbench.problem import identify
+from workbench.upstream import card_for_version
 
 TINY = ModelSpec(
     name="tiny",
@@ -35,19 +35,6 @@ CASES = {  # task -> data source (an untrained model is enough to check shapes a
     "regression": "sklearn:diabetes",
 }
 
-# Keras 3.15 + TF 2.21 turn variables into NumPy arrays the NumPy 1 way (not our code).
-
-
-def card_of(version):
-    return identify(
-        version.split("train")[1],
-        modality=version.manifest["notes"]["modality"],
-        task=version.task,
-        input_shape=version.transform.output_shape,
-        class_names=version.class_names,
-        dataset=version.source,
-    )
-
 
 @pytest.fixture(scope="module")
 def evaluations(tmp_path_factory):
@@ -55,7 +42,7 @@ def evaluations(tmp_path_factory):
     out = {}
     for task, source in CASES.items():
         version = prepare(source, run_dir=run_dir, task=task)
-        card = card_of(version)
+        card = card_for_version(version)
         spec = TINY if card.modality == "image" else preset("tabular", card)
         model = build(spec, card)
         out[task] = (evaluate(model, version, card, top=8), version, card, model)

@@ -44,7 +44,11 @@ WRONG_TYPES = [
     (data.SCALER_SPLIT, 0, "Expected a split: a name such as 'train', got 0 (int)."),
     (data.AUGMENTATION, "shear", "Expected an augmentation, one of ['small rotation'"),
     (train.THRESHOLD, 1.5, "Expected a threshold in [0, 1], got 1.5."),
-    (train.CURVES, "overfitting", "Expected the reading as (diagnosis, epoch): a tuple of 2 items"),
+    (
+        train.CURVES,
+        "overfitting",
+        "Expected the reading of the curves as (diagnosis, epoch): a tuple of 2 items",
+    ),
     (train.MOMENTUM, "0.9", "Expected a momentum, got '0.9' (str), which is text."),
 ]
 

@@ -20,6 +20,7 @@ from workbench.train import (
     make_run_id,
     train,
 )
+from workbench.upstream import card_for_version
 
 TINY = ModelSpec(  # a few hundred parameters: seconds per training on 8x8 digits
     name="tiny",
@@ -29,26 +30,12 @@ TINY = ModelSpec(  # a few hundred parameters: seconds per training on 8x8 digit
     batch_norm=False,
 )
 
-# Keras 3.15 + TF 2.21 turn variables into NumPy arrays the NumPy 1 way (not our code).
-
-
-def card_of(version):
-    """Stage 1 on a data version's training labels (what notebook 01 does)."""
-    return identify(
-        version.split("train")[1],
-        modality=version.manifest["notes"]["modality"],
-        task=version.task,
-        input_shape=version.transform.output_shape,
-        class_names=version.class_names,
-        dataset=version.source,
-    )
-
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("train-digits")
     version = prepare("digits", run_dir=run_dir)
-    return run_dir, version, card_of(version)
+    return run_dir, version, card_for_version(version)
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +202,7 @@ def test_model_that_does_not_fit_the_card_is_refused(digits, tmp_path):
 
 def test_options_that_do_not_fit_the_task_are_refused(tmp_path):
     version = prepare("sklearn:diabetes", run_dir=tmp_path, task="regression")
-    card, spec = card_of(version), None
+    card, spec = card_for_version(version), None
     spec = preset("tabular", card)
     with pytest.raises(ParameterError, match="Parameter 'augment': expected False for a tabular"):
         train(spec, version, TrainConfig(augment=True), card=card, run_dir=tmp_path, track=False)
@@ -243,7 +230,7 @@ def test_class_weight_dict_is_checked(digits, tmp_path):
 )
 def test_every_task_trains_end_to_end(tmp_path, source, task, spec_name, metric):
     version = prepare(source, run_dir=tmp_path, task=task)
-    card = card_of(version)
+    card = card_for_version(version)
     spec = TINY if spec_name == "tiny" else preset(spec_name, card)
     epochs = 3 if card.modality == "image" else 8  # 40 or 2-13 steps per epoch
     config = TrainConfig(epochs=epochs, learning_rate=1e-2, batch_size=32)

@@ -34,6 +34,19 @@ def card_for(dataset: str, task: str = "multiclass") -> ProblemCard:
     )
 
 
+def card_for_version(version: DatasetVersion) -> ProblemCard:
+    """Stage 1 on a prepared data set version: its training labels and its transformed input
+    shape (after feature engineering such as one-hot columns the model sees that shape)."""
+    return identify(
+        version.split("train")[1],
+        modality=version.manifest["notes"]["modality"],
+        task=version.task,
+        input_shape=version.transform.output_shape,
+        class_names=version.class_names,
+        dataset=version.source,
+    )
+
+
 def ensure_card(run: Run, *, task: str = "multiclass") -> ProblemCard:
     """The run directory's problem card, or a new one on the profile's data set (said so)."""
     if (run.dir / CARD_FILE).is_file():

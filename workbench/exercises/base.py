@@ -277,3 +277,11 @@ def expect_mapping(answer: Any, keys: Iterable[str], *, what: str) -> dict[str, 
             f"Expected {what} with the keys {keys}; " + " and ".join(p for p in parts if p) + "."
         )
     return {k: answer[k] for k in keys}
+
+
+def expect_pair(answer: Any, keys: tuple[str, str], *, what: str) -> tuple[Any, Any]:
+    """Two named parts of an answer, given as a dict with `keys` or as a (first, second) pair."""
+    if isinstance(answer, Mapping):
+        given = expect_mapping(answer, keys, what=what)
+        return given[keys[0]], given[keys[1]]
+    return expect_sequence(answer, 2, what=f"{what} as ({keys[0]}, {keys[1]})")

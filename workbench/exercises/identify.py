@@ -17,7 +17,7 @@ from workbench.exercises.base import (
     expect_choice,
     expect_mapping,
     expect_number,
-    expect_sequence,
+    expect_pair,
 )
 from workbench.problem import TASKS, ProblemCard, compute_baseline
 
@@ -63,11 +63,7 @@ _WRONG_LOSS = {
 
 
 def _check_head(answer: Any) -> Feedback:
-    if isinstance(answer, dict):
-        pair = expect_mapping(answer, ("activation", "loss"), what="the head")
-        activation, loss = pair["activation"], pair["loss"]
-    else:
-        activation, loss = expect_sequence(answer, 2, what="the head as (activation, loss)")
+    activation, loss = expect_pair(answer, ("activation", "loss"), what="the head")
     activation = expect_choice(
         activation, ACTIVATIONS, what="an activation", aliases=_ACTIVATION_ALIASES
     )

@@ -19,9 +19,8 @@ from workbench.exercises.base import (
     Feedback,
     expect_choice,
     expect_int,
-    expect_mapping,
     expect_number,
-    expect_sequence,
+    expect_pair,
 )
 
 # ---- 4.1 the threshold of an attribute head ------------------------------------------------
@@ -132,11 +131,7 @@ _WRONG_DIAGNOSIS = {
 
 
 def _check_curves(answer: Any) -> Feedback:
-    if isinstance(answer, dict):
-        pair = expect_mapping(answer, ("diagnosis", "epoch"), what="the reading of the curves")
-        diagnosis, epoch = pair["diagnosis"], pair["epoch"]
-    else:
-        diagnosis, epoch = expect_sequence(answer, 2, what="the reading as (diagnosis, epoch)")
+    diagnosis, epoch = expect_pair(answer, ("diagnosis", "epoch"), what="the reading of the curves")
     diagnosis = expect_choice(diagnosis, DIAGNOSES, what="a diagnosis", aliases=_DIAGNOSIS_ALIASES)
     n = len(HISTORY["loss"])
     epoch = expect_int(epoch, what="an epoch number", minimum=1, maximum=n)
