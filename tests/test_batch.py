@@ -106,3 +106,36 @@ def test_grid_and_values():
     ]
     with pytest.raises(batch.WorkbenchError, match="at least one value per parameter"):
         batch.grid_points({"a": []})
+
+
+def _widget_notebook(path: Path, box: str, label: str) -> Path:
+    """A stored notebook whose cell shows a VBox holding a Label, with the given model ids."""
+    nb = new_notebook(cells=[new_code_cell("view", id="view")])
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output(
+            "display_data", data={batch.WIDGET_VIEW: {"model_id": box, "version_major": 2}}
+        )
+    ]
+    nb.cells[0].metadata["papermill"] = {"duration": 1.5}
+    nb.metadata["widgets"] = {
+        batch.WIDGET_STATE: {
+            "state": {
+                box: {"model_name": "VBoxModel", "state": {"children": [f"IPY_MODEL_{label}"]}},
+                label: {"model_name": "LabelModel", "state": {"value": "hi"}},
+            },
+            "version_major": 2,
+        }
+    }
+    nbformat.write(nb, path)
+    return path
+
+
+def test_stored_outputs_do_not_change_with_random_widget_ids(tmp_path):
+    first = batch._without_volatile(_widget_notebook(tmp_path / "a.ipynb", "a" * 32, "b" * 32))
+    again = batch._without_volatile(_widget_notebook(tmp_path / "b.ipynb", "c" * 32, "d" * 32))
+    assert first == again
+    assert "a" * 32 not in first and "papermill" not in first
+    stored = nbformat.reads(first, as_version=4)
+    state = stored.metadata["widgets"][batch.WIDGET_STATE]["state"]
+    box = stored.cells[0].outputs[0]["data"][batch.WIDGET_VIEW]["model_id"]
+    assert state[box]["state"]["children"] == [f"IPY_MODEL_{1 + int(box, 16):032x}"]

@@ -171,6 +171,7 @@ def test_profiles():
     )
     assert full.augment and (full.rotation, full.translation, full.zoom) == (0.05, 0.1, 0.1)
     assert TrainConfig.for_profile("full", epochs=3).epochs == 3
+    assert TrainConfig.for_profile("full", epochs=None, seed=None) == full  # None: keep
     with pytest.raises(ParameterError, match="Parameter 'profile'"):
         TrainConfig.for_profile("huge")
 

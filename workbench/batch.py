@@ -8,6 +8,7 @@ environment's Jupyter data first, so a user's global kernels are never used nor 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import sys
@@ -164,8 +165,39 @@ def run_sequence(
     return SequenceResult(run_dir, executed, time.perf_counter() - start)
 
 
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _widget_ids_in_order(nb) -> list[str]:
+    """Widget model ids, in the order the notebook reaches them: each view's model as its cell
+    shows it, then the models it refers to (`IPY_MODEL_<id>`), depth first."""
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    views = [
+        out["data"][WIDGET_VIEW]["model_id"]
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+        if WIDGET_VIEW in out.get("data", {})
+    ]
+    order: list[str] = []
+    pending = list(reversed(views))
+    while pending:
+        model_id = pending.pop()
+        if model_id in order:
+            continue
+        order.append(model_id)
+        refs = re.findall(
+            r"IPY_MODEL_([0-9a-f]{32})", json.dumps(state.get(model_id, {}), sort_keys=True)
+        )
+        pending.extend(reversed(refs))
+    return order + sorted(
+        set(state) - set(order), key=lambda k: json.dumps(state[k], sort_keys=True)
+    )
+
+
 def _without_volatile(path: Path) -> str:
-    """The notebook's text without timestamps and papermill bookkeeping (clean diffs)."""
+    """The notebook's text without timestamps, papermill bookkeeping and random widget ids, so
+    re-storing unchanged outputs leaves the committed notebook unchanged (clean diffs)."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -173,7 +205,10 @@ def _without_volatile(path: Path) -> str:
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
-    return nbformat.writes(nb) + "\n"
+    text = nbformat.writes(nb)
+    for i, model_id in enumerate(_widget_ids_in_order(nb)):
+        text = text.replace(model_id, f"{i + 1:032x}")
+    return nbformat.writes(nbformat.reads(text, as_version=4)) + "\n"
 
 
 def store_outputs(*, notebooks: list[Path] | None = None, progress: bool = True) -> list[Path]:

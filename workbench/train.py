@@ -93,10 +93,12 @@ class TrainConfig:
 
     @classmethod
     def for_profile(cls, profile: str, **changes: Any) -> TrainConfig:
-        """The profile's recipe: `smoke` = one short epoch, `full` = the 98 % mnist5k recipe."""
+        """The profile's recipe: `smoke` = one short epoch, `full` = the 98 % mnist5k recipe.
+        A change given as None keeps the profile's value (a notebook parameter left unset)."""
         prof = get_profile(profile)
         base = {"epochs": prof.epochs, "batch_size": prof.batch_size}
-        return cls(**{**base, **PROFILE_CONFIGS[prof.name], **changes})
+        given = {k: v for k, v in changes.items() if v is not None}
+        return cls(**{**base, **PROFILE_CONFIGS[prof.name], **given})
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with `changes` applied (checked again)."""
