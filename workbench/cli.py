@@ -61,23 +61,32 @@ def _student(args: argparse.Namespace) -> int:
     return main_student(args.out)
 
 
-def _lab(args: argparse.Namespace) -> int:
+def lab_command(lab_args: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The JupyterLab command line on notebooks/ with this environment's kernel and settings
+    (news and update checks off); as root, as in many classroom containers, `--allow-root`."""
     from workbench import batch
     from workbench.config import repo_root
+    from workbench.files import atomic_write_text
 
     batch.use_environment_kernel()
     settings = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
     settings.mkdir(parents=True, exist_ok=True)
-    (settings / "overrides.json").write_text(LAB_OVERRIDES)
-    cmd = [
+    atomic_write_text(settings / "overrides.json", LAB_OVERRIDES)
+    as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    return [
         sys.executable,
         "-m",
         "jupyterlab",
         f"--notebook-dir={repo_root() / 'notebooks'}",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        *args.lab_args,
+        *as_root,
+        *lab_args,
     ]
-    os.execv(sys.executable, cmd)
+
+
+def _lab(args: argparse.Namespace) -> int:
+    cmd = lab_command(args.lab_args)
+    os.execv(cmd[0], cmd)
     return 0  # not reached
 
 
