@@ -90,6 +90,13 @@ def test_04_train_trains_evaluates_and_tracks(executed):
     assert "run(s) in the tracking store" in text
     for name in ("04_curves", "04_confusion", "04_per_class", "04_reliability", "04_worst_errors"):
         assert (executed.run_dir / "figures" / f"{name}.png").is_file(), name
+    import mlflow
+
+    from workbench import tracking
+
+    client = mlflow.MlflowClient(tracking.tracking_uri())
+    logged = {a.path for a in client.list_artifacts((run / "mlflow_run_id").read_text(), "figures")}
+    assert {"figures/curves.png", "figures/confusion.png", "figures/worst_errors.png"} <= logged
 
 
 def test_03_on_its_own_builds_the_card_and_says_so(session_tmp):

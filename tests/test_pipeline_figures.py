@@ -10,7 +10,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from workbench import ParameterError
-from workbench.config import set_current
+from workbench.config import repo_root, set_current
 from workbench.plots import pipeline
 from workbench.plots.pipeline import KEYS
 from workbench.plots.style import DONE_EDGE, STAGE_COLOURS
@@ -175,3 +175,10 @@ def test_boxes_do_not_overlap_and_labels_fit(name, current, run_dir):
             box = extents[gid]
             assert box.x0 < inner.x0 and inner.x1 < box.x1, f"label of {gid} is too wide"
             assert box.y0 < inner.y0 and inner.y1 < box.y1, f"label of {gid} is too tall"
+
+
+def test_stages_with_a_notebook_are_available_and_the_others_say_planned():
+    for s in STAGES:
+        assert s.available == (repo_root() / "notebooks" / f"{s.notebook}.ipynb").is_file()
+        assert ("planned" in repr(s)) != s.available
+    assert STAGES[0].available  # 01_identify

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.config import read_index
+from workbench.config import read_index, repo_root
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,14 @@ class Stage:
     notebook: str  # the notebook that teaches it (without .ipynb)
     steps: tuple[str, ...] = ()  # sub-steps shown in figure 2
 
+    @property
+    def available(self) -> bool:
+        """Whether the workbench has this stage's notebook yet (later stages are planned)."""
+        return (repo_root() / "notebooks" / f"{self.notebook}.ipynb").is_file()
+
     def __repr__(self) -> str:
-        return f"Stage {self.number}: {self.title} ({self.module}, {self.notebook})"
+        planned = "" if self.available else " - planned, not in the workbench yet"
+        return f"Stage {self.number}: {self.title} ({self.module}, {self.notebook}){planned}"
 
 
 STAGES: tuple[Stage, ...] = (

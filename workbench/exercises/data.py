@@ -180,8 +180,9 @@ def _check_scaler_split(answer: Any) -> Feedback:
 SCALER_SPLIT = Exercise(
     id="3.2",
     title="fit the scaler on the right split",
-    prompt="The Transform scales pixels (or standardises columns) with statistics learned "
-    "from data. Which split do you fit it on?",
+    prompt="The Transform standardises tabular columns with means and standard deviations "
+    "learned from data (images are divided by their known pixel maximum). Which split do you "
+    "fit it on?",
     expects=f"one of {list(SPLITS)}",
     solution="train",
     checker=_check_scaler_split,

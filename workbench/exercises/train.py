@@ -240,7 +240,8 @@ def _check_momentum(answer: Any) -> Feedback:
 MOMENTUM = Exercise(
     id="4.3",
     title="BatchNorm's momentum",
-    prompt=f"An epoch has {STEPS_PER_EPOCH} steps. BatchNormalization updates its moving mean "
+    prompt=f"On the full profile an epoch has {STEPS_PER_EPOCH} steps (3,500 images in batches "
+    "of 64). BatchNormalization updates its moving mean "
     "and variance each step as moving = momentum * moving + (1 - momentum) * batch, starting "
     "from mean 0 and variance 1, and uses them at inference. Which momentum, "
     f"{MOMENTA[0]} (Keras' default) or {MOMENTA[1]}, leaves usable statistics after one epoch?",
