@@ -82,6 +82,17 @@ def test_figures_are_returned_with_titles(digits):
     assert figures[1].axes[0].get_xlabel() == "class"
 
 
+def test_sample_grid_draws_tabular_rows_as_a_heatmap_grouped_by_class():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 3)), np.arange(40) % 2
+    fig = plots.sample_grid(x, y, class_names=["a", "b"], feature_names=["u", "v", "w"], n=6)
+    ax = fig.axes[0]
+    assert ax.get_images()[0].get_array().shape == (6, 3)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["u", "v", "w"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "a", "a", "b", "b", "b"]
+    assert ax.get_title() == "Samples: 6 of 40 rows"
+
+
 # ---- widgets (headless) ----------------------------------------------------------------------
 
 

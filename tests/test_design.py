@@ -15,6 +15,7 @@ from workbench.design import (
     Stem,
     Task,
     build,
+    default_preset,
     list_presets,
     load_spec,
     preset,
@@ -324,3 +325,8 @@ def test_widget_refreshes_headless_and_shows_errors():
     with pytest.raises(ParameterError, match="Parameter 'control': expected one of"):
         view.set(depth=3)
     view.close()
+
+
+def test_default_preset_is_the_profiles_when_it_fits_the_card():
+    assert default_preset(image(), "resnet") == "resnet"
+    assert default_preset(tabular(), "compact") == "tabular"  # a tabular card, image profile

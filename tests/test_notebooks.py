@@ -110,6 +110,31 @@ def test_03_on_its_own_builds_the_card_and_says_so(session_tmp):
     assert (session_tmp / "alone" / "run" / "problem" / "card.json").is_file()
 
 
+def test_tabular_path_through_01_to_04(session_tmp):
+    """Wine from the identify notebook on: the tabular preset, a heatmap of samples, no
+    augmentation, a trained and evaluated model."""
+    import nbformat
+
+    run_dir = session_tmp / "wine" / "run"
+    text = ""
+    for name in ("01_identify", "02_design", "03_data", "04_train"):
+        params = {"run_dir": str(run_dir), "profile": "smoke", "seed": 0}
+        if name == "01_identify":
+            params["dataset"] = "sklearn:wine"
+        if name == "04_train":
+            params["epochs"] = 30  # 2 steps an epoch: one smoke epoch learns nothing yet
+        out = session_tmp / "wine" / f"{name}.ipynb"
+        execute(ROOT / "notebooks" / f"{name}.ipynb", out, parameters=params, progress=False)
+        text += outputs_text(nbformat.read(out, as_version=4))
+    index = json.loads((run_dir / "index.json").read_text())
+    assert index["design"].startswith("tabular-") and index["train"].startswith("tabular-")
+    metrics = json.loads((run_dir / "train" / index["train"] / "metrics.json").read_text())
+    assert metrics["config"]["augment"] is False and metrics["test"]["accuracy"] > 0.8
+    assert "beats the baseline: True" in text
+    for figure in ("03_samples", "03_values", "04_confusion", "04_reliability"):
+        assert (run_dir / "figures" / f"{figure}.png").is_file(), figure
+
+
 def test_bad_parameter_fails_in_the_validation_cell(session_tmp):
     out = session_tmp / "bad" / "01_identify.ipynb"
     params = {"run_dir": str(session_tmp / "bad" / "run"), "task": "ranking"}

@@ -172,6 +172,8 @@ def test_profiles():
     assert full.augment and (full.rotation, full.translation, full.zoom) == (0.05, 0.1, 0.1)
     assert TrainConfig.for_profile("full", epochs=3).epochs == 3
     assert TrainConfig.for_profile("full", epochs=None, seed=None) == full  # None: keep
+    wine = identify(np.arange(30) % 3, modality="tabular", task="multiclass", input_shape=(13,))
+    assert not TrainConfig.for_profile("full", card=wine).augment  # images only
     with pytest.raises(ParameterError, match="Parameter 'profile'"):
         TrainConfig.for_profile("huge")
 

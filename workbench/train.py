@@ -92,13 +92,22 @@ class TrainConfig:
         params.check_bool("checkpoint", self.checkpoint)
 
     @classmethod
-    def for_profile(cls, profile: str, **changes: Any) -> TrainConfig:
+    def for_profile(
+        cls, profile: str, *, card: ProblemCard | None = None, **changes: Any
+    ) -> TrainConfig:
         """The profile's recipe: `smoke` = one short epoch, `full` = the 98 % mnist5k recipe.
+        With a `card` the recipe fits its modality (image augmentation only for images).
         A change given as None keeps the profile's value (a notebook parameter left unset)."""
         prof = get_profile(profile)
-        base = {"epochs": prof.epochs, "batch_size": prof.batch_size}
+        recipe = {
+            "epochs": prof.epochs,
+            "batch_size": prof.batch_size,
+            **PROFILE_CONFIGS[prof.name],
+        }
+        if card is not None and card.modality != "image":
+            recipe["augment"] = False
         given = {k: v for k, v in changes.items() if v is not None}
-        return cls(**{**base, **PROFILE_CONFIGS[prof.name], **given})
+        return cls(**{**recipe, **given})
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with `changes` applied (checked again)."""

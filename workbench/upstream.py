@@ -16,7 +16,7 @@ from workbench.data import (
     prepare,
     targets,
 )
-from workbench.design import ModelSpec, load_spec, preset, save_spec
+from workbench.design import ModelSpec, default_preset, load_spec, preset, save_spec
 from workbench.problem import CARD_FILE, ProblemCard, identify, load_card, save_card
 
 
@@ -77,10 +77,11 @@ def ensure_spec(run: Run, card: ProblemCard) -> ModelSpec:
     """The run directory's model spec, or the profile's preset for the card (said so)."""
     if current(run.dir, "design"):
         return load_spec(run.dir)
+    name = default_preset(card, run.profile.preset)
     print(
-        f"No model spec in this run directory yet: using the {run.profile.preset!r} preset, "
+        f"No model spec in this run directory yet: using the {name!r} preset, "
         "as notebook 02_design would."
     )
-    spec = preset(run.profile.preset, card)
+    spec = preset(name, card)
     save_spec(spec, run.dir)
     return spec

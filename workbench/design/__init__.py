@@ -16,7 +16,7 @@ from workbench.design.plan import (
     summarize,
     validate,
 )
-from workbench.design.presets import PRESETS, list_presets, preset
+from workbench.design.presets import PRESETS, default_preset, list_presets, preset
 from workbench.design.spec import Group, ModelSpec, Stem, Task, check, load_spec, save_spec
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "check",
     "format_summary",
     "human",
+    "default_preset",
     "list_presets",
     "load_spec",
     "preset",

@@ -69,6 +69,13 @@ def list_presets(card: ProblemCard | None = None) -> tuple[str, ...]:
     return tuple(n for n, s in PRESETS.items() if s.stem.kind == kind)
 
 
+def default_preset(card: ProblemCard, preferred: str) -> str:
+    """`preferred` (a profile's preset) if it suits the card's modality, else the first preset
+    that does: a tabular card in an image profile gets `tabular`."""
+    fitting = list_presets(card)
+    return preferred if preferred in fitting else fitting[0]
+
+
 def preset(name: str, card: ProblemCard) -> ModelSpec:
     """The preset `name` adapted to `card`'s input shape (it never downsamples below 1x1).
 

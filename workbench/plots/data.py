@@ -39,8 +39,10 @@ def sample_grid(
     cols: int = 8,
     seed: int = 0,
     title: str = "Samples",
+    feature_names: Sequence[str] | None = None,
 ) -> Figure:
-    """A grid of `n` random images, optionally only of `classes` (indices or names)."""
+    """A grid of `n` random images, optionally only of `classes` (indices or names); tabular
+    rows (N, F) are drawn as a heatmap of their standardized feature values instead."""
     y = None if y is None else np.asarray(y)
     idx = np.arange(len(x))
     if classes is not None and y is not None:
@@ -50,6 +52,9 @@ def sample_grid(
         keep = np.isin(y, wanted) if y.ndim == 1 else (y[:, wanted] > 0).any(axis=1)
         idx = idx[keep]
     idx = np.sort(np.random.default_rng(seed).permutation(idx)[:n])
+    shown = "" if classes is None else f" (classes: {', '.join(map(str, classes))})"
+    if np.asarray(x).ndim == 2:
+        return _row_heatmap(x, y, idx, class_names, feature_names, f"{title}{shown}")
     rows = max(1, int(np.ceil(len(idx) / cols)))
     fig = Figure(figsize=(1.3 * cols, 1.5 * rows + 0.6))
     axes = fig.subplots(rows, cols, squeeze=False)
@@ -64,9 +69,35 @@ def sample_grid(
             for spine in ax.spines.values():
                 spine.set_edgecolor(class_colour(y[i]))
                 spine.set_linewidth(2)
-    shown = "" if classes is None else f" (classes: {', '.join(map(str, classes))})"
     fig.suptitle(f"{title}{shown}: {len(idx)} of {len(x)}")
     fig.supxlabel("each image titled and framed in its class colour", fontsize=9)
+    return fig
+
+
+def _row_heatmap(x, y, idx, class_names, feature_names, title: str) -> Figure:
+    """Tabular samples as rows of z-scores (per feature, over all of `x`), labelled by class."""
+    x = np.asarray(x, dtype=np.float64)
+    z = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+    classified = y is not None and y.ndim == 1 and y.dtype.kind in "iu"
+    if classified:
+        idx = idx[np.argsort(y[idx], kind="stable")]  # rows grouped by class
+    names = list(feature_names or [f"f{j}" for j in range(x.shape[1])])
+    fig = Figure(figsize=(max(6.0, 0.35 * len(names) + 2), 0.3 * len(idx) + 2.2))
+    ax = fig.subplots()
+    image = ax.imshow(z[idx], cmap="coolwarm", vmin=-3, vmax=3, aspect="auto")
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    labels = [
+        (class_names[y[i]] if class_names else str(y[i])) if classified else str(i) for i in idx
+    ]
+    ax.set_yticks(range(len(idx)), labels, fontsize=7)
+    if classified:
+        for tick, i in zip(ax.get_yticklabels(), idx, strict=True):
+            tick.set_color(class_colour(y[i]))
+    ax.set_xlabel("feature")
+    ax.set_ylabel("sample (its class)" if classified else "sample")
+    fig.colorbar(image, ax=ax, label="standard deviations from the feature's mean")
+    ax.set_title(f"{title}: {len(idx)} of {len(x)} rows")
+    fig.tight_layout()
     return fig
 
 
