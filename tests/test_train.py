@@ -269,3 +269,13 @@ def test_live_plot_updates_headless_and_as_a_callback(digits, tmp_path):
           verbose=0, callbacks=[live])  # fmt: skip
     assert sorted(live.rows) == [0] and live.png
     assert repr(live) == "LivePlot(1 epochs seen, every=1)"
+
+
+def test_a_new_regression_head_starts_at_the_training_mean():
+    from workbench.train import _start_at_mean
+
+    card = identify(np.array([140.0, 160.0, 150.0]), modality="tabular", task="regression",
+                    input_shape=(4,))  # fmt: skip
+    model = build(preset("tabular", card), card)
+    _start_at_mean(model, np.array([140.0, 160.0, 150.0], np.float32))
+    np.testing.assert_allclose(model.get_layer("logits").get_weights()[1], [150.0])

@@ -381,7 +381,10 @@ def train(
         )
     check_model(model, card, version)
     _check_config(card, config)
-    weights = class_weights(config, version.split("train")[1], card.num_outputs)
+    y_train = version.split("train")[1]
+    if spec and card.task == "regression":
+        _start_at_mean(model, y_train)
+    weights = class_weights(config, y_train, card.num_outputs)
     run_id = run_id or make_run_id(model_or_spec, version, config)
     out = run_dir / TRAIN_DIR / run_id
     out.mkdir(parents=True, exist_ok=True)
@@ -451,6 +454,16 @@ def train(
     if tracker:
         tracker.end("FINISHED")
     return TrainResult(run_id, out, history, metrics, model, tracker.run_id if tracker else None)
+
+
+def _start_at_mean(model, y_train: np.ndarray) -> None:
+    """Set a new regression head's biases to the training targets' mean, so training starts
+    at the mean-predictor baseline instead of 0 (diabetes progression is ~150: from 0 it takes
+    many epochs just to find the targets' level)."""
+    head = model.get_layer("logits")
+    kernel, bias = head.get_weights()
+    mean = np.asarray(y_train, dtype=np.float64).reshape(len(y_train), -1).mean(axis=0)
+    head.set_weights([kernel, mean.astype(bias.dtype)])
 
 
 def _with_augmentation(model, config: TrainConfig):
