@@ -5,9 +5,10 @@
     model = load_trained(run.dir)                                       # the current model
 
 What `train` adds to `fit`: the data feed, a learning-rate schedule with warmup, class weights,
-augmentation of training batches only, early stopping, the best epoch kept as `best.keras`,
-resume after an interruption (Keras' `BackupAndRestore`), the trained model and its metrics in
-`<run_dir>/train/<run_id>/`, and (optionally) an MLflow run. Progress is Keras' own, one line
+a new regression head that starts at the training targets' mean, augmentation of training
+batches only, early stopping, the best epoch kept as `best.keras`, resume after an interruption
+(Keras' `BackupAndRestore`), the trained model and its metrics in `<run_dir>/train/<run_id>/`,
+and (optionally) an MLflow run. Progress is Keras' own, one line
 per epoch; a notebook passes a live plot in `callbacks`. This module imports no view.
 """
 
