@@ -440,7 +440,7 @@ def train(
             callbacks=[*cbs, *callbacks],
             verbose=verbose,
         )
-        history = _columns(rows)
+        history = history_from_rows(rows)
         test = model.evaluate(feed(version, "test", batch_size=256), verbose=0, return_dict=True)
         _save_model(model, out / "model.keras")
         metrics = _metrics(run_id, version, config, spec, history, test, monitor, start)
@@ -476,8 +476,9 @@ def _with_augmentation(model, config: TrainConfig):
     return keras.Model(inputs, model(aug(inputs)), name=f"{model.name}_augmented")
 
 
-def _columns(rows: list[dict[str, float]]) -> dict[str, list[float]]:
-    """Per-epoch rows -> Keras' History layout {metric: [value per epoch]}."""
+def history_from_rows(rows: list[dict[str, float]]) -> dict[str, list[float]]:
+    """Per-epoch logs (one dict per epoch) -> Keras' History layout {metric: [value per epoch]},
+    without the learning rate (the schedule, not a result)."""
     keys = list(rows[0]) if rows else []
     return {k: [r.get(k, float("nan")) for r in rows] for k in keys if k != "learning_rate"}
 

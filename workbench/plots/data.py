@@ -77,7 +77,8 @@ def sample_grid(
 def _row_heatmap(x, y, idx, class_names, feature_names, title: str) -> Figure:
     """Tabular samples as rows of z-scores (per feature, over all of `x`), labelled by class."""
     x = np.asarray(x, dtype=np.float64)
-    z = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+    std = x.std(axis=0)
+    z = (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
     classified = y is not None and y.ndim == 1 and y.dtype.kind in "iu"
     if classified:
         idx = idx[np.argsort(y[idx], kind="stable")]  # rows grouped by class

@@ -18,6 +18,7 @@ import ipywidgets as widgets
 
 from workbench.config import load_keras
 from workbench.plots.train import plot_history
+from workbench.train import history_from_rows
 from workbench.widgets.base import View, png
 
 
@@ -44,9 +45,7 @@ def _live_plot_class() -> type:
         @property
         def history(self) -> dict[str, list[float]]:
             """The epochs seen so far, in Keras' History layout."""
-            epochs = sorted(self.rows)
-            keys = list(self.rows[epochs[-1]]) if epochs else []
-            return {k: [self.rows[e].get(k, float("nan")) for e in epochs] for k in keys}
+            return history_from_rows([self.rows[e] for e in sorted(self.rows)])
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             self.rows[epoch] = {k: float(v) for k, v in (logs or {}).items()}
