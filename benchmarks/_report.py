@@ -6,7 +6,7 @@ import json
 import platform
 from pathlib import Path
 
-from workbench.batch import format_table
+from workbench.tables import format_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

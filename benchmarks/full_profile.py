@@ -1,4 +1,4 @@
-"""Accuracy and wall time of the `full` training profile on mnist5k (DESIGN.md section 6).
+"""Accuracy and wall time of the `full` training profile on mnist5k (compact_bn, 28 epochs).
 
 python benchmarks/full_profile.py            # seeds 0 1 2: mean and spread (~7 minutes on 2 cores)
 python benchmarks/full_profile.py --seeds 0  # one seed (~2-4 minutes)

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from workbench.data.versioning import DatasetVersion
+from workbench.identify import ProblemCard, identify
+
 ROOT = Path(__file__).resolve().parent.parent
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="workbench-tests-"))
 
@@ -20,7 +23,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_SESSION_TMP / 'mlflow.db'}"
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from workbench.batch import use_environment_kernel
+    from workbench.runner import use_environment_kernel
 
     use_environment_kernel()
 
@@ -41,7 +44,7 @@ class ExecutedNotebooks:
         """Execute `name` (and, first, the notebooks before it, as `make run` does)."""
         import nbformat
 
-        from workbench.batch import execute, list_notebooks
+        from workbench.runner import execute, list_notebooks
 
         for nb in list_notebooks(ROOT / "notebooks"):
             if nb.stem not in self._done:
@@ -67,6 +70,23 @@ def executed(session_tmp: Path) -> ExecutedNotebooks:
     return ExecutedNotebooks(session_tmp / "sequence-run")
 
 
+def write_notebook(path: Path, *cells: str) -> Path:
+    """A small notebook of code `cells` at `path`, the first one tagged `parameters`."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.metadata["language_info"] = {"name": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
 def outputs_text(nb) -> str:
     """All text a notebook printed (streams and plain-text results), for assertions."""
     parts = []
@@ -77,3 +97,16 @@ def outputs_text(nb) -> str:
             elif "data" in out and "text/plain" in out["data"]:
                 parts.append(out["data"]["text/plain"])
     return "\n".join(parts)
+
+
+def card_for_version(version: DatasetVersion) -> ProblemCard:
+    """Stage 1 on a prepared data set version: its training labels and its transformed input
+    shape (after feature engineering such as one-hot columns the model sees that shape)."""
+    return identify(
+        version.split("train")[1],
+        modality=version.manifest["notes"]["modality"],
+        task=version.task,
+        input_shape=version.transform.output_shape,
+        class_names=version.class_names,
+        dataset=version.source,
+    )

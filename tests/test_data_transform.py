@@ -16,7 +16,7 @@ from workbench.data import (
     stratified_split,
     to_channels_last,
 )
-from workbench.data.transform import one_hot, standardize
+from workbench.data.transform import one_hot
 from workbench.errors import DataError, ParameterError
 
 
@@ -72,6 +72,14 @@ def test_image_transform_scales_with_the_source_max_and_reshapes():
     with pytest.raises(DataError, match=r"expected raw samples of shape \(2, 2, 1\).* \(3, 3\)"):
         t.apply(np.zeros((3, 3)))
     assert repr(t) == "Transform(image (2, 2, 1) / 16 -> [0, 1] float32)"
+
+
+def standardize(
+    x_train: np.ndarray, *others: np.ndarray, categorical: dict[int, int] | None = None
+) -> tuple[np.ndarray, ...]:
+    """Standardise (one-hot `categorical` columns) train and other splits, fitted on train."""
+    t = Transform.fit(x_train, kind="tabular", categorical=categorical)
+    return tuple(t.apply(x) for x in (x_train, *others))
 
 
 def test_tabular_transform_fits_on_train_only_and_one_hots():

@@ -23,7 +23,7 @@ from workbench.design import (
     summarize,
 )
 from workbench.errors import ParameterError, SpecError
-from workbench.problem import ProblemCard
+from workbench.identify import ProblemCard
 
 HEADS = [  # task, num_outputs, head units, activation, name of the output layer
     ("binary", 2, 1, "sigmoid", "probabilities"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import card_for_version
 from matplotlib.figure import Figure
 
 from workbench.data import prepare
@@ -19,7 +20,6 @@ from workbench.plots.train import (
     plot_residuals,
     plot_worst_errors,
 )
-from workbench.upstream import card_for_version
 
 TINY = ModelSpec(
     name="tiny",

@@ -8,7 +8,7 @@ import re
 import pytest
 from conftest import ROOT, outputs_text
 
-from workbench.batch import NotebookFailure, execute, list_notebooks
+from workbench.runner import NotebookFailure, execute, list_notebooks
 
 pytestmark = pytest.mark.notebook
 

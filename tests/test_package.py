@@ -9,7 +9,16 @@ from pathlib import Path
 import workbench
 
 ROOT = Path(__file__).resolve().parent.parent
-LIGHT = ["workbench", "workbench.problem", "workbench.data", "workbench.config", "workbench.batch"]
+LIGHT = [
+    "workbench",
+    "workbench.identify",
+    "workbench.data",
+    "workbench.config",
+    "workbench.runner",
+    "workbench.outputs",
+    "workbench.sweep",
+    "workbench.tables",
+]
 
 
 def test_version():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import nbformat
+import notebook_lint
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
@@ -92,7 +93,7 @@ def test_main_student_writes_copies_of_the_repository_notebooks(tmp_path, capsys
 
 @pytest.mark.notebook
 def test_student_copy_runs_with_papermill(tmp_path):
-    from workbench.batch import execute
+    from workbench.runner import execute
 
     path = tmp_path / "01_identify.ipynb"
     nbformat.write(student.student_copy(instructor_notebook()), path)
@@ -101,4 +102,4 @@ def test_student_copy_runs_with_papermill(tmp_path):
     text = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     assert text.count("✎ Your turn") == 1 and "✓ 0.55: always predicting" in text
     assert "Reference solution" not in text and "next stage" in text
-    assert teaching.compare_stated(executed) == []
+    assert notebook_lint.compare_stated(executed) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import nbformat
+import notebook_lint
 import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
@@ -69,8 +70,8 @@ def notebook(cells: list):
 
 def test_a_notebook_that_follows_the_conventions_has_no_problems():
     nb = notebook(good_cells())
-    assert teaching.check_notebook_teaching(nb, stage="identify") == []
-    assert teaching.compare_stated(nb) == []
+    assert notebook_lint.check_notebook_teaching(nb, stage="identify") == []
+    assert notebook_lint.compare_stated(nb) == []
 
 
 def test_path_infers_the_stage_from_the_file_name(tmp_path):
@@ -78,7 +79,7 @@ def test_path_infers_the_stage_from_the_file_name(tmp_path):
     cells[3] = code("pipeline.where_am_i(current='design')")
     path = tmp_path / "01_identify.ipynb"
     nbformat.write(notebook(cells), path)
-    assert teaching.check_notebook_teaching(path) == [
+    assert notebook_lint.check_notebook_teaching(path) == [
         "cell 4: the pipeline map shows 'design'; expected 'identify'"
     ]
 
@@ -86,7 +87,7 @@ def test_path_infers_the_stage_from_the_file_name(tmp_path):
 def _problems(change) -> list[str]:
     cells = good_cells()
     change(cells)
-    return teaching.check_notebook_teaching(notebook(cells))
+    return notebook_lint.check_notebook_teaching(notebook(cells))
 
 
 @pytest.mark.parametrize(
@@ -147,20 +148,20 @@ def test_missing_pieces_are_named(change, expected):
 
 def test_stated_in_prose_and_outputs():
     nb = notebook(good_cells())
-    assert teaching.stated_in_prose(nb) == {
+    assert notebook_lint.stated_in_prose(nb) == {
         "baseline_accuracy": (0.101, 0.005),
         "n_train": (1257, 0),
     }
-    assert teaching.stated_in_outputs(nb) == {"baseline_accuracy": 0.103, "n_train": 1257}
+    assert notebook_lint.stated_in_outputs(nb) == {"baseline_accuracy": 0.103, "n_train": 1257}
 
 
 def test_default_tolerance_is_one_unit_of_the_last_decimal():
     nb = notebook([md('<span class="stated" data-name="acc">0.25</span>')])
-    assert teaching.stated_in_prose(nb) == {"acc": (0.25, 0.01)}
+    assert notebook_lint.stated_in_prose(nb) == {"acc": (0.25, 0.01)}
     nb.cells.append(code("", out="[stated] acc = 0.260\n"))
-    assert teaching.compare_stated(nb) == []
+    assert notebook_lint.compare_stated(nb) == []
     nb.cells[1] = code("", out="[stated] acc = 0.261\n")
-    assert teaching.compare_stated(nb) == [
+    assert notebook_lint.compare_stated(nb) == [
         "stated number 'acc': the prose says 0.25 ±0.01 (cell 1) but the notebook printed 0.261 "
         "(cell 2); update the prose or find what changed in the code"
     ]
@@ -172,7 +173,7 @@ def test_compare_stated_names_every_drift():
         "",
         out="[stated] baseline_accuracy = 0.2\n[stated] extra = 3\n[stated] extra = 4\n",
     )
-    assert teaching.compare_stated(notebook(cells)) == [
+    assert notebook_lint.compare_stated(notebook(cells)) == [
         "'extra' is printed twice with different values: 3 (cell 6) and 4 (cell 6)",
         "stated number 'baseline_accuracy': the prose says 0.101 ±0.005 (cell 5) but the notebook "
         "printed 0.2 (cell 6); update the prose or find what changed in the code",
@@ -187,7 +188,9 @@ def test_integers_compare_exactly():
     nb = notebook(
         [md('<span class="stated" data-name="n">1 797</span>'), code("", out="[stated] n = 1798\n")]
     )
-    assert teaching.compare_stated(nb)[0].startswith("stated number 'n': the prose says 1797 ±0")
+    assert notebook_lint.compare_stated(nb)[0].startswith(
+        "stated number 'n': the prose says 1797 ±0"
+    )
 
 
 def test_state_prints_the_line_the_test_reads(capsys):

@@ -6,18 +6,11 @@ from __future__ import annotations
 import nbformat
 import pytest
 from conftest import ROOT, outputs_text
+from notebook_lint import check_notebook_teaching, compare_stated, stated_in_prose
 
-from workbench.batch import execute, list_notebooks
+from workbench.runner import execute, list_notebooks
 from workbench.student import student_copy
-from workbench.teaching import (
-    EXERCISE,
-    INSTRUCTOR,
-    SOLUTION,
-    check_notebook_teaching,
-    compare_stated,
-    stated_in_prose,
-    tags,
-)
+from workbench.teaching import EXERCISE, INSTRUCTOR, SOLUTION, tags
 
 NOTEBOOKS = list_notebooks(ROOT / "notebooks")
 

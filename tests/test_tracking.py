@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from workbench import tracking
 from workbench.data import prepare
 from workbench.design import preset
-from workbench.problem import identify
+from workbench.identify import identify
 from workbench.train import TrainConfig, train
 
 # Keras 3.15 + TF 2.21 turn variables into NumPy arrays the NumPy 1 way (not our code).

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import zipfile
 
 import numpy as np
 import pytest
+from conftest import card_for_version
 from matplotlib.figure import Figure
 
 from workbench.config import current
 from workbench.data import prepare
 from workbench.design import Group, ModelSpec, Stem, Task, build, preset
 from workbench.errors import ParameterError, SpecError
-from workbench.problem import identify
+from workbench.identify import identify
 from workbench.train import (
     TrainConfig,
     learning_rate_schedule,
@@ -20,7 +25,6 @@ from workbench.train import (
     make_run_id,
     train,
 )
-from workbench.upstream import card_for_version
 
 TINY = ModelSpec(  # a few hundred parameters: seconds per training on 8x8 digits
     name="tiny",
@@ -258,9 +262,9 @@ def test_live_plot_updates_headless_and_as_a_callback(digits, tmp_path):
     first = live.png
     live.on_epoch_end(1, {"loss": 0.5, "accuracy": 0.8, "val_loss": 0.7, "val_accuracy": 0.7})
     assert isinstance(live.figure, Figure)
-    assert live.png and live.png != first and live._image.value == live.png
+    assert live.png and live.png != first and bytes(live.widget.children[1].value) == live.png
     assert live.history["val_accuracy"] == [0.4, 0.7]
-    assert "epoch 2" in live._status.value
+    assert "epoch 2" in live.status
     assert [ax.get_xlabel() for ax in live.figure.axes] == ["epoch", "epoch"]
 
     _, version, card = digits
@@ -279,3 +283,54 @@ def test_a_new_regression_head_starts_at_the_training_mean():
     model = build(preset("tabular", card), card)
     _start_at_mean(model, np.array([140.0, 160.0, 150.0], np.float32))
     np.testing.assert_allclose(model.get_layer("logits").get_weights()[1], [150.0])
+
+
+LOAD_IN_A_FRESH_PROCESS = """
+import json, sys
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import workbench.schedules  # the one workbench import a saved model needs
+
+folder = Path(sys.argv[1])
+x = np.load(folder / "x.npy")
+schedules = []
+for i, path in enumerate(sys.argv[2:]):
+    model = keras.saving.load_model(path, safe_mode=True)
+    np.save(folder / f"predicted{i}.npy", np.asarray(model.predict_on_batch(x)))
+    schedules.append(model.optimizer.get_config()["learning_rate"]["registered_name"])
+others = ("workbench.train", "workbench.data", "workbench.callbacks")
+print(json.dumps({"schedules": schedules, "imported": [m for m in others if m in sys.modules]}))
+"""
+
+
+def test_saved_model_loads_in_a_fresh_process_that_imports_only_schedules(
+    digits, trained, tmp_path
+):
+    _, version, _ = digits
+    x = version.transform.apply(version.split("test")[0][:8])
+    np.save(tmp_path / "x.npy", x)
+    # A model saved before the schedule moved to workbench.schedules names workbench.train as
+    # its module; Keras finds the class by its registered name, workbench>WarmupSchedule.
+    before = tmp_path / "saved_before.keras"
+    with zipfile.ZipFile(trained.model_path) as src, zipfile.ZipFile(before, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "config.json":
+                assert b'"module": "workbench.schedules"' in data
+                data = data.replace(b'"workbench.schedules"', b'"workbench.train"')
+            dst.writestr(item, data)
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    args = [str(tmp_path), str(trained.model_path), str(before)]
+    out = subprocess.run([sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, *args], env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report == {"schedules": ["workbench>WarmupSchedule"] * 2, "imported": []}
+    expected = trained.model.predict_on_batch(x)
+    for i in range(2):
+        predicted = np.load(tmp_path / f"predicted{i}.npy")
+        np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-6)

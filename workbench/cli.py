@@ -17,9 +17,9 @@ LAB_OVERRIDES = (
 
 
 def _run(args: argparse.Namespace) -> int:
-    from workbench import batch
+    from workbench import runner
 
-    result = batch.run_sequence(profile=args.profile, seed=args.seed)
+    result = runner.run_sequence(profile=args.profile, seed=args.seed)
     print(f"\nExecuted {len(result.executed)} notebook(s) in {result.seconds:.0f} s.")
     print(f"Run directory:       {result.run_dir} (also runs/latest)")
     print(f"Executed notebooks:  {result.run_dir / 'notebooks'}")
@@ -28,10 +28,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from workbench import batch
+    from workbench import sweep
+    from workbench.tables import format_table
 
-    grid = {name: [batch.parse_value(v) for v in values] for name, *values in args.parameter}
-    result = batch.sweep(
+    grid = {name: [sweep.parse_value(v) for v in values] for name, *values in args.parameter}
+    result = sweep.sweep(
         args.notebook,
         grid,
         run_dir=args.run_dir,
@@ -39,8 +40,8 @@ def _batch(args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=args.workers,
     )
-    rows = batch.report_sweep(result)
-    print(batch.format_table(rows))
+    rows = sweep.report_sweep(result)
+    print(format_table(rows))
     print(f"results: {result.folder / 'results.json'}, figure: {result.folder / 'comparison.png'}")
     for p in result.failures():
         print(f"FAILED point {p.index} {p.parameters}:\n  {p.error}", file=sys.stderr)
@@ -48,9 +49,9 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _notebooks(args: argparse.Namespace) -> int:
-    from workbench import batch
+    from workbench.outputs import store_outputs
 
-    stored = batch.store_outputs()
+    stored = store_outputs()
     print(f"Stored smoke-profile outputs in {len(stored)} notebook(s).")
     return 0
 
@@ -64,11 +65,11 @@ def _student(args: argparse.Namespace) -> int:
 def lab_command(lab_args: list[str] | tuple[str, ...] = ()) -> list[str]:
     """The JupyterLab command line on notebooks/ with this environment's kernel and settings
     (news and update checks off); as root, as in many classroom containers, `--allow-root`."""
-    from workbench import batch
     from workbench.config import repo_root
     from workbench.files import atomic_write_text
+    from workbench.runner import use_environment_kernel
 
-    batch.use_environment_kernel()
+    use_environment_kernel()
     settings = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
     settings.mkdir(parents=True, exist_ok=True)
     atomic_write_text(settings / "overrides.json", LAB_OVERRIDES)

@@ -19,7 +19,7 @@ from typing import Any
 
 from workbench import params
 from workbench.errors import ParameterError
-from workbench.files import atomic_write_json, read_json
+from workbench.files import atomic_write_json, read_json, save_figure
 
 DEFAULT_RUN_DIR = "runs/latest"  # the `run_dir` default of every notebook's parameters cell
 RUN_DIR_ENV = "WORKBENCH_RUN_DIR"  # overrides DEFAULT_RUN_DIR (tests, nbval, CI)
@@ -176,9 +176,7 @@ class Run:
 
     def save_figure(self, fig, name: str):
         """Keep `fig` as `<run_dir>/figures/<name>.png` and return it, so a cell displays it."""
-        from workbench.plots.style import save
-
-        save(fig, self.figures / f"{name}.png")
+        save_figure(fig, self.figures / f"{name}.png")
         return fig
 
 

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from workbench import params
-from workbench.data import DatasetVersion, feed
-from workbench.train import check_model
+from workbench.data import DatasetVersion
+from workbench.design import check_model
 
 if TYPE_CHECKING:
     import keras
 
-    from workbench.problem import ProblemCard
+    from workbench.identify import ProblemCard
 
 EPS = 1e-7  # probabilities are clipped to [EPS, 1 - EPS] before a log, as Keras does
 
@@ -68,6 +68,8 @@ class Evaluation:
 def predict(model: keras.Model, version: DatasetVersion, split: str = "test", *, batch_size=256):
     """(y_true, outputs) over a split, batch by batch with `predict_on_batch` (no per-call
     overhead of `predict`, no per-sample calls)."""
+    from workbench.data.serving import feed
+
     params.check_int("batch_size", batch_size, minimum=1)
     batches = feed(version, split, batch_size=batch_size, shuffle=False)
     outs = [np.asarray(model.predict_on_batch(batches[i][0])) for i in range(len(batches))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -40,6 +41,13 @@ def _mode_for(path: Path) -> int:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write text (UTF-8) atomically."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Save a matplotlib figure as PNG atomically (every notebook keeps its figures)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def to_json(obj: Any) -> str:

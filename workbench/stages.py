@@ -34,7 +34,7 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("identify", 1, "Identify the type of model", "workbench.problem", "01_identify"),
+    Stage("identify", 1, "Identify the type of model", "workbench.identify", "01_identify"),
     Stage(
         "design", 2, "Design the model", "workbench.design", "02_design", ("feature engineering",)
     ),

@@ -32,7 +32,7 @@ def write_student_notebooks(src_dir: str | Path, out_dir: str | Path) -> list[Pa
     """Write a student copy of every numbered notebook of `src_dir` into `out_dir` (atomically)."""
     import nbformat
 
-    from workbench.batch import list_notebooks
+    from workbench.runner import list_notebooks
 
     src = check_path("src_dir", src_dir)
     written = []
@@ -44,8 +44,8 @@ def write_student_notebooks(src_dir: str | Path, out_dir: str | Path) -> list[Pa
 
 def main_student(out_dir: str | Path = "student") -> int:
     """Command-line entry: student copies of notebooks/ into `out_dir` (relative to the repo)."""
-    from workbench.batch import notebooks_dir
     from workbench.config import repo_root
+    from workbench.runner import notebooks_dir
 
     out = Path(out_dir)
     out = out if out.is_absolute() else repo_root() / out

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from workbench.data import DatasetVersion
-    from workbench.problem import ProblemCard
+    from workbench.identify import ProblemCard
 
 EXPERIMENT = "workbench-train"  # one experiment per notebook stage
 URI_ENV = "MLFLOW_TRACKING_URI"

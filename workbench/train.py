@@ -10,13 +10,16 @@ batches only, early stopping, the best epoch kept as `best.keras`, resume after 
 (Keras' `BackupAndRestore`), the trained model and its metrics in `<run_dir>/train/<run_id>/`,
 and (optionally) an MLflow run. Progress is Keras' own, one line
 per epoch; a notebook passes a live plot in `callbacks`. This module imports no view.
+
+The Keras classes it uses live at module top level elsewhere: the schedule in
+`workbench.schedules` (the module that registers what a saved model refers to), the callbacks in
+`workbench.callbacks`, the feed in `workbench.data.serving`. The functions that need them import
+them when called, so importing this module loads no Keras (`TrainConfig` needs no model).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
 import os
 import tempfile
 import time
@@ -35,15 +38,15 @@ from workbench.config import (
     seed_everything,
     set_current,
 )
-from workbench.data import DatasetVersion, augmentation, feed
-from workbench.design import ModelSpec, build
-from workbench.errors import ParameterError, SpecError
+from workbench.data import DatasetVersion, augmentation
+from workbench.design import ModelSpec, build, check_model
+from workbench.errors import ParameterError
 from workbench.files import atomic_write_json, read_json, sha256_bytes, to_json
 
 if TYPE_CHECKING:
     import keras
 
-    from workbench.problem import ProblemCard
+    from workbench.identify import ProblemCard
 
 STAGE = "train"  # key of this stage in the run directory's index
 TRAIN_DIR = "train"  # runs live in <run_dir>/train/<run_id>/
@@ -74,12 +77,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         params.check_int("epochs", self.epochs, minimum=1)
         params.check_int("batch_size", self.batch_size, minimum=1)
-        lr = self.learning_rate
-        if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr <= 1:
-            raise ParameterError(
-                f"Parameter 'learning_rate': expected a number in (0, 1], got {lr!r}. "
-                "Adam usually works with 1e-4 to 1e-2."
-            )
+        params.check_number(
+            "learning_rate",
+            self.learning_rate,
+            minimum=0,
+            maximum=1,
+            exclusive_minimum=True,
+            hint="Adam usually works with 1e-4 to 1e-2.",
+        )
         params.check_number("warmup_epochs", self.warmup_epochs, minimum=0.0)
         params.check_choice("schedule", self.schedule, SCHEDULES)
         params.check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -124,9 +129,9 @@ class TrainConfig:
 
 PROFILE_CONFIGS: dict[str, dict[str, Any]] = {  # on top of the profile's epochs and batch size
     "smoke": {},  # one epoch (config.PROFILES), constant learning rate, no augmentation
-    # DESIGN.md section 6: compact_bn + augmentation + BN momentum 0.9 (in the spec) + cosine
-    # Adam 2e-3 with warmup, 28 epochs: 98.6 % +- 0.4 test on mnist5k in ~128 s on 2 cores
-    # (seeds 0-2, benchmarks/full_profile.py; DESIGN.md measured 98.2 % in ~250 s).
+    # compact_bn + augmentation + BN momentum 0.9 (in the spec) + cosine Adam 2e-3 with warmup,
+    # 28 epochs: 98.6 % +- 0.4 test on mnist5k in ~128 s on 2 cores (seeds 0-2,
+    # benchmarks/full_profile.py; a first measurement on a busier machine: 98.2 % in ~250 s).
     "full": {
         "warmup_epochs": 2.0,
         "schedule": "cosine",
@@ -185,91 +190,15 @@ class TrainResult:
         return "\n".join(lines)
 
 
-# ---- Keras pieces, built on first use so importing this module loads no Keras -------------
-
-
-@functools.cache
-def _keras_classes() -> dict[str, type]:
-    keras = load_keras()
-    ops = keras.ops
-
-    @keras.saving.register_keras_serializable(package="workbench", name="WarmupSchedule")
-    class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
-        """Linear warmup to `peak`, then constant or cosine decay to 0 at `total_steps`."""
-
-        def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0, decay="cosine"):
-            self.peak, self.total_steps = float(peak), int(total_steps)
-            self.warmup_steps, self.decay = int(warmup_steps), decay
-
-        def __call__(self, step):
-            step = ops.cast(step, "float32")
-            warm = self.peak * (step + 1.0) / max(self.warmup_steps, 1)
-            if self.decay == "constant":
-                after = ops.full_like(step, self.peak)
-            else:
-                span = max(self.total_steps - self.warmup_steps, 1)
-                progress = ops.clip((step - self.warmup_steps) / span, 0.0, 1.0)
-                after = 0.5 * self.peak * (1.0 + ops.cos(math.pi * progress))
-            return ops.where(step < self.warmup_steps, warm, after)
-
-        def get_config(self) -> dict[str, Any]:
-            return {
-                "peak": self.peak,
-                "total_steps": self.total_steps,
-                "warmup_steps": self.warmup_steps,
-                "decay": self.decay,
-            }
-
-    class EpochLog(keras.callbacks.Callback):
-        """Each finished epoch's logs in a JSON file, so the history survives a resume."""
-
-        def __init__(self, path: Path, rows: list[dict[str, float]]):
-            super().__init__()
-            self.path, self.rows = path, rows
-
-        def on_epoch_begin(self, epoch, logs=None):
-            del self.rows[epoch:]  # a resumed run starts after its last backed-up epoch
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.rows.append({k: float(v) for k, v in (logs or {}).items()})
-            atomic_write_json(self.path, self.rows)
-
-    class BestCheckpoint(keras.callbacks.ModelCheckpoint):
-        """ModelCheckpoint of the model without its augmentation wrapper; after a resume it
-        only overwrites best.keras with a better epoch than those before the interruption."""
-
-        def __init__(self, filepath: Path, *, inner, prior: list[dict[str, float]], **kwargs):
-            super().__init__(str(filepath), save_best_only=True, **kwargs)
-            self._inner, self._prior, self._first = inner, prior, True
-
-        @property
-        def model(self):
-            super().model  # noqa: B018 - lets the backend sync the training model (JAX)
-            return self._inner
-
-        def on_epoch_begin(self, epoch, logs=None):
-            if self._first and epoch > 0:
-                seen = [r[self.monitor] for r in self._prior[:epoch] if self.monitor in r]
-                self.best = min(seen, default=self.best)
-            self._first = False
-            super().on_epoch_begin(epoch, logs)
-
-    for cls in (WarmupSchedule, EpochLog, BestCheckpoint):
-        cls.__module__ = __name__
-    return {c.__name__: c for c in (WarmupSchedule, EpochLog, BestCheckpoint)}
-
-
-def __getattr__(name: str) -> Any:
-    if name == "WarmupSchedule":
-        return _keras_classes()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
+def learning_rate_schedule(
+    config: TrainConfig, steps_per_epoch: int
+) -> keras.optimizers.schedules.LearningRateSchedule:
     """The config's schedule over `epochs * steps_per_epoch` optimizer steps (a Keras
     `LearningRateSchedule`: saved with the optimizer, and callable on a step to plot it)."""
+    from workbench.schedules import WarmupSchedule
+
     params.check_int("steps_per_epoch", steps_per_epoch, minimum=1)
-    return _keras_classes()["WarmupSchedule"](
+    return WarmupSchedule(
         config.learning_rate,
         total_steps=config.epochs * steps_per_epoch,
         warmup_steps=round(config.warmup_epochs * steps_per_epoch),
@@ -278,31 +207,6 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
 
 
 # ---- checks ------------------------------------------------------------------------------
-
-
-def check_model(model, card: ProblemCard, version: DatasetVersion) -> None:
-    """SpecError unless `model` takes `version`'s inputs and has `card`'s head, and the card
-    and the data version are about the same task."""
-    if card.task != version.task:
-        raise SpecError(
-            f"The problem card is for task {card.task!r} but data version {version.id!r} has "
-            f"task {version.task!r}. Prepare the data with task={card.task!r}."
-        )
-    want_in = tuple(version.transform.output_shape)
-    got_in = tuple(model.input_shape[1:])
-    if got_in != want_in:
-        raise SpecError(
-            f"Model {model.name!r} takes inputs of shape {got_in}, but data version "
-            f"{version.id!r} feeds {want_in}. Build the model for this data's card."
-        )
-    want_out = (card.head.units,)
-    got_out = tuple(model.output_shape[1:])
-    if got_out != want_out:
-        raise SpecError(
-            f"Model {model.name!r} outputs shape {got_out}, but a {card.task} card with "
-            f"{card.num_outputs} output(s) needs {want_out} ({card.head.activation} head). "
-            "Build the model with workbench.design.build(spec, card)."
-        )
 
 
 def _check_config(card: ProblemCard, config: TrainConfig) -> None:
@@ -326,8 +230,8 @@ def class_weights(config: TrainConfig, y_train: np.ndarray, n_classes: int) -> d
     if cw == "balanced":
         counts = np.bincount(np.asarray(y_train).astype(int), minlength=n_classes)
         return {c: float(len(y_train) / (n_classes * max(n, 1))) for c, n in enumerate(counts)}
-    bad = [k for k in cw if not isinstance(k, int) or not 0 <= k < n_classes]
-    if bad or any(not isinstance(v, int | float) or v <= 0 for v in cw.values()):
+    bad = [k for k in cw if not params.is_integer(k) or not 0 <= k < n_classes]
+    if bad or any(not params.is_number(v) or v <= 0 for v in cw.values()):
         raise ParameterError(
             f"Parameter 'class_weight': expected {{class index 0..{n_classes - 1}: weight > 0}}, "
             f"got {cw!r}."
@@ -367,6 +271,9 @@ def train(
     finished epoch. `callbacks` are extra Keras callbacks, e.g. `widgets.train.LivePlot()`.
     `verbose=2` prints one line per epoch (good in notebooks and logs), 0 prints nothing.
     """
+    from workbench.callbacks import BestCheckpoint, EpochLog
+    from workbench.data.serving import feed
+
     keras = load_keras()
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
@@ -403,16 +310,13 @@ def train(
     backup_dir = out / "backup"
     resuming = backup_dir.is_dir()
     rows = read_json(history_path) if resuming and history_path.is_file() else []
-    classes = _keras_classes()
     cbs = [
         keras.callbacks.BackupAndRestore(backup_dir=str(backup_dir)),
-        classes["EpochLog"](history_path, rows),
+        EpochLog(history_path, rows),
     ]
     if config.checkpoint:
         cbs.append(
-            classes["BestCheckpoint"](
-                out / "best.keras", inner=model, prior=list(rows), monitor=monitor
-            )
+            BestCheckpoint(out / "best.keras", inner=model, prior=list(rows), monitor=monitor)
         )
     if config.patience:
         cbs.append(
@@ -520,8 +424,9 @@ def _save_model(model, path: Path) -> Path:
 def load_trained(run_dir: str | Path, run_id: str | None = None) -> keras.Model:
     """The trained model `run_id` (default: the current one) of `run_dir`, loaded with
     `safe_mode=True` (no arbitrary code from the file)."""
+    import workbench.schedules  # noqa: F401 - registers the classes model.keras refers to
+
     keras = load_keras()
-    _keras_classes()  # registers WarmupSchedule, which the saved optimizer refers to
     run_dir = resolve_run_dir(run_dir)
     run_id = run_id or current(run_dir, STAGE)
     root = run_dir / TRAIN_DIR

@@ -17,7 +17,7 @@ from workbench.data import (
     targets,
 )
 from workbench.design import ModelSpec, default_preset, load_spec, preset, save_spec
-from workbench.problem import CARD_FILE, ProblemCard, identify, load_card, save_card
+from workbench.identify import CARD_FILE, ProblemCard, identify, load_card, save_card
 
 
 def card_for(dataset: str, task: str = "multiclass") -> ProblemCard:
@@ -31,19 +31,6 @@ def card_for(dataset: str, task: str = "multiclass") -> ProblemCard:
         input_shape=input_shape(raw),
         class_names=names,
         dataset=dataset,
-    )
-
-
-def card_for_version(version: DatasetVersion) -> ProblemCard:
-    """Stage 1 on a prepared data set version: its training labels and its transformed input
-    shape (after feature engineering such as one-hot columns the model sees that shape)."""
-    return identify(
-        version.split("train")[1],
-        modality=version.manifest["notes"]["modality"],
-        task=version.task,
-        input_shape=version.transform.output_shape,
-        class_names=version.class_names,
-        dataset=version.source,
     )
 
 

@@ -3,13 +3,15 @@
     raw = load_source("digits")                     # extraction (sources.py)
     report = analyze(raw.x, raw.y)                  # analysis (analysis.py)
     version = prepare("digits", run_dir=run.dir)    # split, fit transform, save a version
-    train = feed(version, "train", batch_size=64)   # serving: batches for model.fit
 
-Keras loads only when a function needs it (augmentation, downloads, feeds).
+    from workbench.data.serving import feed         # serving (serving.py): loads Keras
+    train = feed(version, "train", batch_size=64)   # batches for model.fit
+
+Keras loads only when a function needs it (augmentation, downloads) or when `serving` is
+imported, which this package does not do.
 """
 
 from workbench.data.analysis import DataReport, analyze
-from workbench.data.feed import feed, serve_batch
 from workbench.data.prepare import TASKS, input_shape, prepare, targets
 from workbench.data.sources import DOWNLOADS, RawData, list_sources, load_source
 from workbench.data.transform import (
@@ -35,14 +37,12 @@ __all__ = [
     "augment_preview",
     "augmentation",
     "digit_attributes",
-    "feed",
     "input_shape",
     "list_sources",
     "list_versions",
     "load_source",
     "load_version",
     "prepare",
-    "serve_batch",
     "stratified_split",
     "targets",
     "to_channels_last",

@@ -21,8 +21,8 @@ from workbench.data.transform import (
 )
 from workbench.data.versioning import DatasetVersion, save_version
 from workbench.errors import DataError
+from workbench.task_types import TASKS
 
-TASKS = ("multiclass", "binary", "multilabel", "regression")
 _NOT_RECORDED = ("cache_dir",)  # where a download is cached does not change the data
 
 

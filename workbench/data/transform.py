@@ -253,14 +253,6 @@ def augment_preview(
 # ---- tabular feature engineering -----------------------------------------------------------
 
 
-def standardize(
-    x_train: np.ndarray, *others: np.ndarray, categorical: dict[int, int] | None = None
-) -> tuple[np.ndarray, ...]:
-    """Standardise (one-hot `categorical` columns) train and other splits, fitted on train."""
-    t = Transform.fit(x_train, kind="tabular", categorical=categorical)
-    return tuple(t.apply(x) for x in (x_train, *others))
-
-
 def categorical_columns(
     feature_names: Sequence[str] | None, categories: dict[str, list[str]]
 ) -> dict[int, int]:

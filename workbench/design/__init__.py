@@ -6,7 +6,7 @@ model = build(spec, card)                # the keras.Model, with named represent
 save_spec(spec, run.dir)                 # <run_dir>/design/spec.json, current in the index
 """
 
-from workbench.design.build import build
+from workbench.design.build import build, check_model
 from workbench.design.plan import (
     NAMED_OUTPUTS,
     LayerRow,
@@ -29,6 +29,7 @@ __all__ = [
     "Summary",
     "Task",
     "build",
+    "check_model",
     "check",
     "default_preset",
     "format_summary",

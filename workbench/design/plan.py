@@ -20,7 +20,7 @@ from workbench.design.spec import ModelSpec, check
 from workbench.errors import SpecError
 
 if TYPE_CHECKING:
-    from workbench.problem import ProblemCard
+    from workbench.identify import ProblemCard
 
 SECTIONS = ("input", "stem", "learner", "task")
 NAMED_OUTPUTS = ("encoding", "embedding", "logits", "probabilities", "outputs")  # reusable tensors

@@ -10,10 +10,10 @@ from workbench.design.spec import Group, ModelSpec, Stem, Task
 from workbench.errors import SpecError
 
 if TYPE_CHECKING:
-    from workbench.problem import ProblemCard
+    from workbench.identify import ProblemCard
 
 PRESETS: dict[str, ModelSpec] = {
-    # The reference CNN (DESIGN.md): 2xConv32, pool, 2xConv64, pool, Dense128; 9.84 M MACs on 28x28.
+    # The reference CNN: 2xConv32, pool, 2xConv64, pool, Dense128; 9.84 M MACs on 28x28.
     "compact": ModelSpec(
         name="compact",
         stem=Stem(filters=(32, 32)),

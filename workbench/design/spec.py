@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench import params
 from workbench.config import set_current
 from workbench.errors import SpecError
 from workbench.files import atomic_write_json, read_json, sha256_bytes, to_json
@@ -102,8 +103,14 @@ class ModelSpec:
 
     def scaled(self, width: float) -> ModelSpec:
         """A copy with every stem and learner width multiplied by `width` (sweeps use this)."""
-        if isinstance(width, bool) or not isinstance(width, int | float) or width <= 0:
-            raise SpecError(f"ModelSpec.scaled: width must be a positive number, got {width!r}.")
+        params.check_number(
+            "width",
+            width,
+            minimum=0,
+            exclusive_minimum=True,
+            error=SpecError,
+            owner="ModelSpec.scaled",
+        )
 
         def w(n: int) -> int:
             return max(1, round(n * width))
@@ -184,10 +191,6 @@ def _fields(cls: type, data: Any, where: str) -> dict[str, Any]:
     return data
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
 def check(spec: ModelSpec) -> ModelSpec:
     """Check the spec's values on their own (no card needed); return it or raise SpecError."""
     if not isinstance(spec.name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", spec.name):
@@ -195,13 +198,11 @@ def check(spec: ModelSpec) -> ModelSpec:
             f"ModelSpec: name must be letters, digits, '_', '-' or '.', got {spec.name!r}."
         )
     s = spec.stem
-    if s.kind not in STEM_KINDS:
-        raise SpecError(f"Stem: unknown kind {s.kind!r}; expected one of {list(STEM_KINDS)}.")
-    if not s.filters or not all(_positive_int(f) for f in s.filters):
+    params.check_choice("kind", s.kind, STEM_KINDS, error=SpecError, owner="Stem")
+    if not s.filters or not all(params.is_integer(f) and f >= 1 for f in s.filters):
         raise SpecError(f"Stem: filters must be one or more positive integers, got {s.filters!r}.")
     for field in ("kernel_size", "strides"):
-        if not _positive_int(getattr(s, field)):
-            raise SpecError(f"Stem: {field} must be a positive integer, got {getattr(s, field)!r}.")
+        _positive(field, getattr(s, field), "Stem")
     if s.kind == "dense" and (s.pool or s.strides != 1):
         raise SpecError(
             "Stem: a 'dense' stem has no pooling or strides (they act on images); "
@@ -211,19 +212,10 @@ def check(spec: ModelSpec) -> ModelSpec:
         raise SpecError(f"ModelSpec: groups must be a tuple of Group, got {spec.groups!r}.")
     for i, g in enumerate(spec.groups, 1):
         where = f"Group {i} (filters={g.filters!r})"
-        if not _positive_int(g.filters):
-            raise SpecError(f"{where}: filters must be a positive integer, got {g.filters!r}.")
-        if not _positive_int(g.n_blocks):
-            raise SpecError(f"{where}: n_blocks must be a positive integer, got {g.n_blocks!r}.")
-        if g.block not in BLOCKS:
-            raise SpecError(
-                f"{where}: unknown block type {g.block!r}; expected one of {list(BLOCKS)}."
-            )
-        if g.downsample not in DOWNSAMPLES:
-            raise SpecError(
-                f"{where}: unknown downsample {g.downsample!r}; expected one of "
-                f"{list(DOWNSAMPLES)}."
-            )
+        _positive("filters", g.filters, where)
+        _positive("n_blocks", g.n_blocks, where)
+        params.check_choice("block type", g.block, BLOCKS, error=SpecError, owner=where)
+        params.check_choice("downsample", g.downsample, DOWNSAMPLES, error=SpecError, owner=where)
         if (g.block == "dense") != (s.kind == "dense"):
             expected = "'dense'" if s.kind == "dense" else f"one of {list(IMAGE_BLOCKS)}"
             raise SpecError(
@@ -238,34 +230,40 @@ def check(spec: ModelSpec) -> ModelSpec:
                 f"block's output, so both must keep one size); got padding={spec.padding!r}."
             )
     t = spec.task
-    if t.pooling not in POOLINGS:
-        raise SpecError(f"Task: unknown pooling {t.pooling!r}; expected one of {list(POOLINGS)}.")
+    params.check_choice("pooling", t.pooling, POOLINGS, error=SpecError, owner="Task")
     if (t.pooling == "none") != (s.kind == "dense"):
         expected = "'none'" if s.kind == "dense" else "'avg', 'flatten' or 'pool_flatten'"
         raise SpecError(
             f"Task: pooling {t.pooling!r} does not fit a {s.kind!r} stem; expected {expected}."
         )
-    if isinstance(t.embedding_units, bool) or not isinstance(t.embedding_units, int):
-        raise SpecError(f"Task: embedding_units must be an integer, got {t.embedding_units!r}.")
-    if t.embedding_units < 0:
-        raise SpecError(
-            f"Task: embedding_units must be 0 (no embedding) or positive, got {t.embedding_units}."
-        )
-    if not isinstance(spec.batch_norm, bool):
-        raise SpecError(f"ModelSpec: batch_norm must be True or False, got {spec.batch_norm!r}.")
-    if not isinstance(spec.bn_momentum, int | float) or not 0 < spec.bn_momentum < 1:
-        raise SpecError(f"ModelSpec: bn_momentum must be in (0, 1), got {spec.bn_momentum!r}.")
-    if not isinstance(spec.dropout, int | float) or not 0 <= spec.dropout < 1:
-        raise SpecError(f"ModelSpec: dropout must be in [0, 1), got {spec.dropout!r}.")
-    if spec.padding not in PADDINGS:
-        raise SpecError(
-            f"ModelSpec: unknown padding {spec.padding!r}; expected one of {list(PADDINGS)}."
-        )
-    if not _positive_int(spec.kernel_size):
-        raise SpecError(
-            f"ModelSpec: kernel_size must be a positive integer, got {spec.kernel_size!r}."
-        )
+    params.check_int("embedding_units", t.embedding_units, minimum=0, error=SpecError, owner="Task")
+    params.check_bool("batch_norm", spec.batch_norm, error=SpecError, owner="ModelSpec")
+    params.check_number(
+        "bn_momentum",
+        spec.bn_momentum,
+        minimum=0,
+        maximum=1,
+        exclusive_minimum=True,
+        exclusive_maximum=True,
+        error=SpecError,
+        owner="ModelSpec",
+    )
+    params.check_number(
+        "dropout",
+        spec.dropout,
+        minimum=0,
+        maximum=1,
+        exclusive_maximum=True,
+        error=SpecError,
+        owner="ModelSpec",
+    )
+    params.check_choice("padding", spec.padding, PADDINGS, error=SpecError, owner="ModelSpec")
+    _positive("kernel_size", spec.kernel_size, "ModelSpec")
     return spec
+
+
+def _positive(name: str, value: Any, owner: str) -> int:
+    return params.check_int(name, value, minimum=1, error=SpecError, owner=owner)
 
 
 def save_spec(spec: ModelSpec, run_dir: str | Path) -> Path:

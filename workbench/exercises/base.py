@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import reprlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from workbench import params
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = 60
@@ -171,17 +172,16 @@ def expect_number(
     maximum: float | None = None,
 ) -> float:
     """`answer` as a float (int, float or NumPy scalar; not a bool, a string or NaN)."""
-    if hasattr(answer, "item") and getattr(answer, "shape", None) == ():
-        answer = answer.item()  # NumPy scalars and 0-d arrays
+    answer = params.as_scalar(answer)
     if isinstance(answer, str):
         hint = " Write the number without quotes." if _is_number_text(answer) else ""
         raise AnswerError(f"Expected {what}, got {_received(answer)}, which is text.{hint}")
-    if isinstance(answer, bool) or not isinstance(answer, int | float) or math.isnan(answer):
+    if not params.is_number(answer):
         raise AnswerError(f"Expected {what}, got {_received(answer)}.")
-    if (minimum is not None and answer < minimum) or (maximum is not None and answer > maximum):
-        lo = "-inf" if minimum is None else minimum
-        hi = "inf" if maximum is None else maximum
-        raise AnswerError(f"Expected {what} in [{lo}, {hi}], got {show(answer)}.")
+    if not params.within(answer, minimum, maximum):
+        raise AnswerError(
+            f"Expected {what} in {params.interval(minimum, maximum)}, got {show(answer)}."
+        )
     return float(answer)
 
 
@@ -209,8 +209,7 @@ def expect_int(
 
 def expect_bool(answer: Any, *, what: str = "True or False") -> bool:
     """`answer` as a bool (True/False, or the text "yes"/"no")."""
-    if hasattr(answer, "item") and getattr(answer, "shape", None) == ():
-        answer = answer.item()
+    answer = params.as_scalar(answer)
     if isinstance(answer, bool):
         return answer
     if isinstance(answer, str) and answer.strip().lower() in ("yes", "no", "true", "false"):

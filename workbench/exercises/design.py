@@ -20,7 +20,7 @@ from workbench.exercises.base import (
     expect_number,
     show,
 )
-from workbench.problem import ProblemCard
+from workbench.identify import ProblemCard
 
 CARD = ProblemCard("image", "multiclass", 10, (8, 8, 1), tuple(str(d) for d in range(10)), "digits")
 COMPACT = preset("compact", CARD)  # the reference CNN adapted to 8x8 inputs

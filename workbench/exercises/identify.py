@@ -1,6 +1,6 @@
 """Stage 1 exercises: choose a head, recognise the baseline, name the task type.
 
-The reference solutions come from `workbench.problem` (the head of a multilabel card, the
+The reference solutions come from `workbench.identify` (the head of a multilabel card, the
 baseline of a label array), so an exercise cannot drift from what the stage teaches.
 """
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench.data.transform import ATTRIBUTE_NAMES
 from workbench.exercises.base import (
     Exercise,
     Feedback,
@@ -19,11 +20,11 @@ from workbench.exercises.base import (
     expect_number,
     expect_pair,
 )
-from workbench.problem import TASKS, ProblemCard, compute_baseline
+from workbench.identify import TASKS, ProblemCard, compute_baseline
 
 # ---- 1.1 the head of a multilabel problem ------------------------------------------------------
 
-ATTRIBUTES = ("even", "greater than 4", "closed loop", "prime")  # the digits' multilabel targets
+ATTRIBUTES = tuple(n.replace("_", " ") for n in ATTRIBUTE_NAMES)  # the digits' multilabel targets
 _MULTILABEL = ProblemCard("image", "multilabel", len(ATTRIBUTES), (8, 8, 1), ATTRIBUTES).head
 _MULTICLASS = ProblemCard("image", "multiclass", 10, (8, 8, 1)).head
 ACTIVATIONS = ("sigmoid", "softmax", "linear", "relu", "tanh")

@@ -128,24 +128,6 @@ def _balance_bars(ax, split_counts: Mapping[str, Mapping[str, int]], names: list
         )
 
 
-def class_balance(
-    split_counts: Mapping[str, Mapping[str, int]],
-    *,
-    class_names: Sequence[str] | None = None,
-    title: str = "Class balance per split",
-) -> Figure:
-    """Grouped bars: one group per class (its colour), one bar per split (its hatch)."""
-    splits = list(split_counts)
-    names = list(class_names or next(iter(split_counts.values()), {}))
-    fig = Figure(figsize=(max(5.0, 0.7 * len(names) * max(1, len(splits)) ** 0.5), 3.5))
-    ax = fig.subplots()
-    _balance_bars(ax, split_counts, names)
-    ax.set_xlabel("class")
-    ax.set_ylabel("samples")
-    ax.set_title(title)
-    return fig
-
-
 def value_histogram(
     x: np.ndarray,
     y: np.ndarray | None = None,

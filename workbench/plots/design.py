@@ -16,7 +16,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from workbench.design import NAMED_OUTPUTS, ModelSpec, human, summarize
 
 if TYPE_CHECKING:
-    from workbench.problem import ProblemCard
+    from workbench.identify import ProblemCard
 
 SECTION_COLOURS = {"input": "#8c8c8c", "stem": "#4C72B0", "learner": "#55A868", "task": "#C44E52"}
 NAMED_EDGE = "#E6A100"  # outline of the boxes that end in a named, reusable output

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
-
-from workbench.files import atomic_write_bytes
-
 CLASS_CMAP = "tab10"  # class i is drawn in CLASS_CMAP(i % 10) in every figure
 STAGE_COLOURS = {  # pipeline stages in figures 1-3
     "identify": "#4C72B0",
@@ -25,10 +20,3 @@ def class_colour(i: int) -> tuple[float, float, float, float]:
     from matplotlib import colormaps
 
     return colormaps[CLASS_CMAP](int(i) % 10)
-
-
-def save(fig, path: str | Path) -> Path:
-    """Save a figure as PNG atomically (every notebook keeps its figures in the run directory)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return atomic_write_bytes(path, buf.getvalue())

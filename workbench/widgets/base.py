@@ -7,6 +7,8 @@ from typing import Any
 
 import ipywidgets as w
 
+from workbench import params
+
 
 def png(fig, dpi: int = 90) -> bytes:
     """A matplotlib figure as PNG bytes, for an `ipywidgets.Image`."""
@@ -16,13 +18,25 @@ def png(fig, dpi: int = 90) -> bytes:
 
 
 class View:
-    """A small stateful view: private widgets under `_root`, one `refresh`, and `close()`."""
+    """A small stateful view: private widgets under `_root`, one `refresh`, and `close()`.
+
+    `controls` names the widgets a user changes; `set(name=value)` changes them as a user
+    would (each change refreshes the view through its observer), so tests and notebooks never
+    reach for a private widget.
+    """
 
     _root: w.Box
+    controls: dict[str, w.ValueWidget]
 
     @property
     def widget(self) -> w.Box:
         return self._root
+
+    def set(self, **values: Any) -> None:
+        """Set controls by name, as a user would."""
+        for name, value in values.items():
+            params.check_choice("control", name, self.controls)
+            self.controls[name].value = value
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self._root._repr_mimebundle_(**kwargs)

@@ -35,9 +35,15 @@ class SampleGrid(View):
         options = [("all classes", -1)] + [(c, i) for i, c in enumerate(self._names)]
         self._classes = w.Dropdown(options=options, value=-1, description="class")
         self._image = w.Image(format="png")
+        self.controls = {"classes": self._classes}
         self._classes.observe(self._on_change, names="value")
         self._root = w.VBox([self._classes, self._image])
         self.refresh()
+
+    @property
+    def png(self) -> bytes:
+        """The figure shown, as PNG bytes."""
+        return bytes(self._image.value)
 
     def _on_change(self, change: dict) -> None:
         self.refresh()
@@ -77,9 +83,15 @@ class AugmentationPreview(View):
             continuous_update=False,
         )  # fmt: skip
         self._image = w.Image(format="png")
+        self.controls = {"strength": self._strength}
         self._strength.observe(self._on_change, names="value")
         self._root = w.VBox([self._strength, self._image])
         self.refresh()
+
+    @property
+    def png(self) -> bytes:
+        """The figure shown, as PNG bytes."""
+        return bytes(self._image.value)
 
     def _on_change(self, change: dict) -> None:
         self.refresh()
@@ -103,8 +115,19 @@ class DataReportView(View):
         self._report = report
         self._table = w.HTML()
         self._image = w.Image(format="png")
+        self.controls = {}
         self._root = w.VBox([self._table, self._image])
         self.refresh()
+
+    @property
+    def png(self) -> bytes:
+        """The figure shown, as PNG bytes."""
+        return bytes(self._image.value)
+
+    @property
+    def html(self) -> str:
+        """The checks and warnings shown, as an HTML table."""
+        return self._table.value
 
     def refresh(self, report: DataReport | None = None) -> None:
         """Show `report` (or the current one again)."""

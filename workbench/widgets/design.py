@@ -12,14 +12,13 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
-from workbench import params
 from workbench.design import ModelSpec, Summary, format_summary, list_presets, preset, summarize
 from workbench.errors import SpecError
 from workbench.plots.design import plot_architecture
 from workbench.widgets.base import View, png
 
 if TYPE_CHECKING:
-    from workbench.problem import ProblemCard
+    from workbench.identify import ProblemCard
 
 AS_PRESET = "as preset"  # the label of "keep the preset's value" in every override control
 
@@ -107,9 +106,3 @@ class DesignView(View):
         self._text.value = f"<pre>{html.escape(self.text)}</pre>"
         self._image.value = self.png
         return summary
-
-    def set(self, **values: object) -> None:
-        """Set controls by name (preset, width, blocks, block, embedding), as a user would."""
-        for name, value in values.items():
-            params.check_choice("control", name, self.controls)
-            self.controls[name].value = value

@@ -9,7 +9,7 @@ import ipywidgets as w
 
 from workbench.data import list_sources
 from workbench.errors import WorkbenchError
-from workbench.problem import TASKS, ProblemCard
+from workbench.identify import TASKS, ProblemCard
 from workbench.upstream import card_for
 from workbench.widgets.base import View
 
@@ -37,12 +37,23 @@ class ProblemView(View):
         self._task = w.Dropdown(options=list(TASKS), value=task, description="task")
         self._about = w.HTML()
         self._card = w.HTML()
+        self.controls = {"modality": self._modality, "dataset": self._dataset, "task": self._task}
         self._modality.observe(self._on_modality, names="value")
         self._dataset.observe(self.refresh, names="value")
         self._task.observe(self.refresh, names="value")
         controls = w.HBox([self._modality, self._dataset, self._task])
         self._root = w.VBox([controls, self._about, self._card])
         self.refresh()
+
+    @property
+    def html(self) -> str:
+        """What the view shows: the card and its reasoning, or why it cannot be made (HTML)."""
+        return self._card.value
+
+    @property
+    def dataset(self) -> str:
+        """The data set selected (changing the modality selects its first one)."""
+        return self._dataset.value
 
     def _on_modality(self, change) -> None:
         self._dataset.options = DATASETS[change["new"]]  # selects the first, which refreshes

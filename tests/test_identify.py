@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from workbench.errors import SpecError
-from workbench.problem import ProblemCard, compute_baseline, identify, load_card, save_card
+from workbench.identify import ProblemCard, compute_baseline, identify, load_card, save_card
 
 DIGITS = [str(i) for i in range(10)]
 

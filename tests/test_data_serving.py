@@ -7,7 +7,8 @@ import pickle
 import numpy as np
 import pytest
 
-from workbench.data import feed, prepare, serve_batch
+from workbench.data import prepare
+from workbench.data.serving import Feed, feed, serve_batch
 
 
 @pytest.fixture(scope="module")
@@ -78,4 +79,6 @@ def test_feed_is_a_keras_pydataset_that_trains_and_pickles(digits_version):
     history = model.fit(train, epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2 and train.epoch >= 2  # a new order per epoch
     clone = pickle.loads(pickle.dumps(feed(digits_version, "val")))
+    assert type(clone) is Feed and Feed.__qualname__ == "Feed"  # workbench.data.serving.Feed
+    assert Feed.__module__ == "workbench.data.serving"
     assert np.array_equal(clone[0][0], feed(digits_version, "val")[0][0])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from workbench.identify import ProblemCard
 from workbench.plots.style import class_colour
-from workbench.problem import ProblemCard
 
 
 def label_distribution(y: np.ndarray, card: ProblemCard) -> Figure:

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from workbench import params
 from workbench.config import set_current
 from workbench.errors import SpecError
 from workbench.files import atomic_write_json, read_json, sha256_bytes, to_json
+from workbench.task_types import MODALITIES, TASKS
 
-MODALITIES = ("image", "tabular")
-TASKS = ("binary", "multiclass", "multilabel", "regression")
 CARD_FILE = Path("problem") / "card.json"
 
 
@@ -162,15 +162,10 @@ class ProblemCard:
 
 
 def _validate(card: ProblemCard) -> None:
-    if card.modality not in MODALITIES:
-        raise SpecError(
-            f"ProblemCard: unknown modality {card.modality!r}; expected one of {list(MODALITIES)}."
-        )
-    if card.task not in TASKS:
-        raise SpecError(f"ProblemCard: unknown task {card.task!r}; expected one of {list(TASKS)}.")
+    params.check_choice("modality", card.modality, MODALITIES, error=SpecError, owner="ProblemCard")
+    params.check_choice("task", card.task, TASKS, error=SpecError, owner="ProblemCard")
     n, names = card.num_outputs, card.class_names
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise SpecError(f"ProblemCard: num_outputs must be a positive integer, got {n!r}.")
+    params.check_int("num_outputs", n, minimum=1, error=SpecError, owner="ProblemCard")
     if not card.input_shape or min(card.input_shape) < 1:
         raise SpecError(
             f"ProblemCard: input_shape must be non-empty positive sizes, got {card.input_shape}."
