@@ -5,12 +5,16 @@
 - shows its place in the pipeline with a code cell calling `pipeline.where_am_i("<stage>", ...)`
   before its first exercise;
 - states results in prose as `<span class="stated" data-name="NAME" data-tol="TOL">0.101</span>`
-  (renders as the bare number in JupyterLab and on GitHub), and prints each from code with
-  `state("NAME", value)`, a `[stated] NAME = value` line that `compare_stated` reads back;
+  (renders as the bare number in JupyterLab and on GitHub), and records each from code with
+  `state("NAME", value)`, an output the reader does not see (display data of type
+  `teaching.STATED_MIMETYPE`) that `compare_stated` reads back;
 - has at least two code cells tagged `exercise`, each followed by a cell tagged `solution` (before
-  the next exercise); instructor notes are tagged `instructor`; its `parameters` cell sets
-  `solutions = False`. No later cell uses a name defined only by exercise, solution or instructor
-  cells, so student copies (which drop solutions and notes) still run.
+  the next exercise), a markdown solution collapsed in a `<details>` block; at least one exercise
+  is an experiment (`exercises.run(..., observed=...)`: predict, run, compare); instructor
+  notes are tagged `instructor`; its `parameters` cell sets `solutions = False`. No later cell
+  uses a name defined only by exercise, solution or instructor cells, so student copies (which
+  drop solutions and notes) still run;
+- ends with a `## Summary` markdown cell: 3-5 bullets and a `Next:` line.
 
 Objectives live in markdown rather than a function call: they render on a code host and in a
 student copy before anything runs, and prose stays editable as prose.
@@ -29,6 +33,7 @@ from workbench.teaching import (
     INSTRUCTOR,
     PARAMETERS,
     SOLUTION,
+    STATED_MIMETYPE,
     Number,
     tags,
 )
@@ -42,8 +47,10 @@ _PREREQUISITES = re.compile(r"^\W*prerequisites\b", re.I)
 _TIME = re.compile(r"^\W*time\b", re.I)
 _SPAN = re.compile(r"<span\b([^>]*)>(.*?)</span>", re.S | re.I)
 _ATTR = re.compile(r"([\w-]+)\s*=\s*\"([^\"]*)\"")
+_SUMMARY = re.compile(r"^##\s+summary\s*$", re.I | re.M)
+_NEXT = re.compile(r"^next:", re.I | re.M)
+MIN_SUMMARY, MAX_SUMMARY = 3, 5
 _NUMBER = re.compile(r"^-?\d+(?:\.(\d+))?$")
-_OUTPUT = re.compile(r"^\[stated\] ([A-Za-z_]\w*) = (-?(?:\d+(?:\.\d+)?|nan|inf))$", re.M)
 
 
 def _load(nb: Any) -> Any:
@@ -134,40 +141,40 @@ def stated_in_prose(nb: Any) -> dict[str, tuple[Number, float]]:
     return {s.name: (s.value, s.tol) for s in _prose(nb)[0]}
 
 
-def _printed(nb: Any) -> list[tuple[str, Number, int]]:
+def _recorded(nb: Any) -> list[tuple[str, Number, int]]:
+    """(name, value, 1-based cell) of every number the executed notebook recorded with `state`."""
     found = []
     for i, cell in enumerate(_cells(nb), 1):
         for out in cell.get("outputs", []):
-            if out.get("output_type") == "stream" and out.get("name") == "stdout":
-                text = "".join(out["text"]) if isinstance(out["text"], list) else out["text"]
-                for name, raw in _OUTPUT.findall(text):
-                    parsed = _number(raw)
-                    found.append((name, parsed[0] if parsed else float(raw), i))
+            stated = out.get("data", {}).get(STATED_MIMETYPE)
+            if stated is not None:
+                parsed = _number(stated["value"])
+                found.append((stated["name"], parsed[0] if parsed else float(stated["value"]), i))
     return found
 
 
 def stated_in_outputs(nb: Any) -> dict[str, Number]:
-    """`{name: value}` of the `[stated]` lines the executed notebook printed."""
-    return {name: value for name, value, _ in _printed(nb)}
+    """`{name: value}` of the numbers the executed notebook recorded with `teaching.state`."""
+    return {name: value for name, value, _ in _recorded(nb)}
 
 
 def compare_stated(nb: Any) -> list[str]:
     """Where prose and executed outputs disagree, with both values (empty when they agree)."""
     nb = _load(nb)
     prose, problems = _prose(nb)
-    printed = _printed(nb)
+    recorded = _recorded(nb)
     first: dict[str, tuple[Number, int]] = {}
-    for name, value, cell in printed:
+    for name, value, cell in recorded:
         if name in first and first[name][0] != value:
             problems.append(
-                f"{name!r} is printed twice with different values: {first[name][0]} (cell "
+                f"{name!r} is recorded twice with different values: {first[name][0]} (cell "
                 f"{first[name][1]}) and {value} (cell {cell})"
             )
         first.setdefault(name, (value, cell))
     for s in prose:
         if s.name not in first:
             problems.append(
-                f"stated number {s.name!r} (prose: {s.value}, cell {s.cell}) is printed by no "
+                f"stated number {s.name!r} (prose: {s.value}, cell {s.cell}) is recorded by no "
                 f"cell; add teaching.state({s.name!r}, value) where it is computed"
             )
             continue
@@ -175,14 +182,14 @@ def compare_stated(nb: Any) -> list[str]:
         if not abs(value - s.value) <= s.tol * (1 + 1e-9) + 1e-12:  # also catches NaN
             problems.append(
                 f"stated number {s.name!r}: the prose says {s.value} ±{s.tol:g} (cell {s.cell}) "
-                f"but the notebook printed {value} (cell {cell}); update the prose or find what "
+                f"but the notebook computed {value} (cell {cell}); update the prose or find what "
                 "changed in the code"
             )
     stated_names = {s.name for s in prose}
     for name, (value, cell) in first.items():
         if name not in stated_names:
             problems.append(
-                f"{name!r} = {value} is printed by cell {cell} but stated in no prose; add "
+                f"{name!r} = {value} is recorded by cell {cell} but stated in no prose; add "
                 f'<span class="stated" data-name="{name}">{value}</span> or drop the state() call'
             )
     return problems
@@ -291,6 +298,42 @@ def _exercise_problems(cells: list[Any]) -> list[str]:
             problems.append(
                 f"exercise cell {i + 1} does not call exercises.run(..., solutions=solutions)"
             )
+    experiments = [
+        i
+        for i in exercises
+        for call in _calls(_parse(_source(cells[i])), "run")
+        if any(k.arg == "observed" for k in call.keywords)
+    ]
+    if exercises and not experiments:
+        problems.append(
+            "no experiment exercise: one exercise cell must call exercises.run(..., "
+            "observed=...) after running an experiment (predict, run, compare)"
+        )
+    for i, cell in enumerate(cells):
+        text = _source(cell).lstrip()
+        if SOLUTION in tags(cell) and cell.get("cell_type") == "markdown":
+            if not text.startswith("<details") or "</details>" not in text:
+                problems.append(
+                    f"cell {i + 1}: the solution shows when the notebook is opened; wrap it in "
+                    "<details><summary>...</summary> ... </details>"
+                )
+    return problems
+
+
+def _summary_problems(cells: list[Any]) -> list[str]:
+    """The notebook ends with a summary: 3-5 bullets and a `Next:` line."""
+    prose = [c for c in cells if c.get("cell_type") == "markdown" and INSTRUCTOR not in tags(c)]
+    last = _source(prose[-1]) if prose else ""
+    if not _SUMMARY.search(last):
+        return ["the last markdown cell is not a '## Summary' of what was learned"]
+    bullets = [line for line in last.splitlines() if _BULLET.match(line.strip())]
+    problems = []
+    if not MIN_SUMMARY <= len(bullets) <= MAX_SUMMARY:
+        problems.append(
+            f"the summary has {len(bullets)} bullet(s); expected {MIN_SUMMARY}-{MAX_SUMMARY}"
+        )
+    if not _NEXT.search(last):
+        problems.append("the summary has no 'Next:' line pointing to the next notebook")
     return problems
 
 
@@ -374,11 +417,12 @@ def check_notebook_teaching(nb: Any, *, stage: str | None = None) -> list[str]:
         *_parameters_problems(cells),
         *stated_problems,
         *_exercise_problems(cells),
+        *_summary_problems(cells),
         *_dependency_problems(cells),
     ]
     if not prose:
         problems.append(
             'no stated numbers: write results in prose as <span class="stated" '
-            'data-name="NAME">VALUE</span> and print them with teaching.state("NAME", value)'
+            'data-name="NAME">VALUE</span> and record them with teaching.state("NAME", value)'
         )
     return problems

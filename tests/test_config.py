@@ -67,6 +67,38 @@ def test_setup_validates_and_creates(tmp_path):
         config.setup(run_dir=tmp_path, seed="1")
 
 
+def test_setup_refuses_a_run_dir_below_a_file(tmp_path):
+    (tmp_path / "some_file.txt").write_text("x")
+    with pytest.raises(ParameterError) as e:
+        config.setup(run_dir=tmp_path / "some_file.txt" / "run")
+    assert str(e.value) == (
+        f"Parameter 'run_dir': expected a folder, got '{tmp_path}/some_file.txt/run'. The path "
+        f"lies below '{tmp_path}/some_file.txt', which is a file; choose a folder path (a "
+        "missing folder is created)."
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux' /proc")
+def test_setup_refuses_a_run_dir_it_cannot_create():
+    with pytest.raises(ParameterError) as e:  # /proc takes no new folders, not even from root
+        config.setup(run_dir="/proc/workbench-run")
+    assert str(e.value).startswith(
+        "Parameter 'run_dir': expected a folder that can be created and written to, got "
+        "'/proc/workbench-run'. Creating it failed ("
+    )
+    assert str(e.value).endswith(
+        "choose a folder of your own, such as one in the repository or in your home folder."
+    )
+    assert not Path("/proc/workbench-run").exists()
+
+
+def test_run_shows_its_folder_relative_to_the_repository(tmp_path):
+    run = config.Run(config.repo_root() / "runs" / "latest", config.get_profile("smoke"), 0)
+    assert repr(run) == "Run(dir='runs/latest', profile='smoke', seed=0)"
+    elsewhere = config.Run(tmp_path / "run", config.get_profile("full"), 1)
+    assert repr(elsewhere) == "Run(dir='.../run', profile='full', seed=1)"  # no machine path
+
+
 @pytest.mark.parametrize(
     "call, message",
     [

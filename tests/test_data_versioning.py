@@ -165,3 +165,45 @@ def test_keras_source_keeps_its_own_test_split(tmp_path):
     assert "cache_dir" not in v.manifest["parameters"]
     report = v.report()
     assert report.leakage["train/test"] == 6  # the planted overlap: test images are train copies
+
+
+@pytest.mark.parametrize(
+    "source, task", [("digits", "multilabel"), ("sklearn:diabetes", "regression")]
+)
+def test_split_targets_are_the_split_prepare_draws(tmp_path, source, task):
+    from workbench.data import load_source, split_targets
+
+    split = {"seed": 2, "val_fraction": 0.15, "test_fraction": 0.25}
+    y_train, y_test = split_targets(load_source(source), task, **split)
+    v = prepare(source, run_dir=tmp_path, task=task, **split)
+    np.testing.assert_array_equal(y_train, v.split("train")[1])
+    np.testing.assert_array_equal(y_test, v.split("test")[1])
+
+
+def test_03_reuses_the_cards_split_and_other_fractions_resave_the_card(tmp_path, capsys):
+    from workbench import upstream
+    from workbench.identify import load_card
+
+    run = config.setup(run_dir=tmp_path, profile="smoke", seed=4)
+    card = upstream.ensure_card(run)  # none yet: made as 01 would, with the run's seed
+    assert card.split == {"seed": 4, "val_fraction": 0.1, "test_fraction": 0.2}
+    assert "No problem card in this run directory yet" in capsys.readouterr().out
+    assert upstream.ensure_card(run, val_fraction=0.1) == card  # the card's own fraction
+    assert capsys.readouterr().out == ""
+    version = upstream.ensure_data(run, card)
+    assert {k: version.manifest["parameters"][k] for k in card.split} == card.split
+    assert "preparing one with the card's split" in capsys.readouterr().out
+
+    changed = upstream.ensure_card(run, test_fraction=0.3)
+    printed = capsys.readouterr().out.strip()
+    assert printed.count("\n") == 0 and "differs from the card's" in printed
+    assert "re-saved the card" in printed and changed.baseline["description"] in printed
+    assert changed.split == {"seed": 4, "val_fraction": 0.1, "test_fraction": 0.3}
+    assert load_card(tmp_path) == changed and load_card(tmp_path).baseline == changed.baseline
+    y_train = prepare("digits", run_dir=tmp_path / "check", **changed.split).split("train")[1]
+    values, counts = np.unique(y_train, return_counts=True)
+    assert changed.baseline["predictor"].startswith(f"majority class '{values[counts.argmax()]}'")
+    assert upstream.ensure_data(run, changed).manifest["parameters"]["test_fraction"] == 0.3
+    assert "preparing one with the card's split" in capsys.readouterr().out
+    with pytest.raises(ParameterError, match="Parameter 'val_fraction': expected a number in"):
+        upstream.ensure_card(run, val_fraction=1.5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -16,6 +17,8 @@ from workbench.design import (
     Task,
     build,
     default_preset,
+    keras_code,
+    layer_cost,
     list_presets,
     load_spec,
     preset,
@@ -330,3 +333,119 @@ def test_widget_refreshes_headless_and_shows_errors():
 def test_default_preset_is_the_profiles_when_it_fits_the_card():
     assert default_preset(image(), "resnet") == "resnet"
     assert default_preset(tabular(), "compact") == "tabular"  # a tabular card, image profile
+
+
+# ---- the plain-Keras listing and the per-layer formulas ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, card",
+    [("resnet", image()), ("compact", image((28, 28))), ("tabular", tabular())],
+)
+def test_keras_code_builds_the_same_model(name, card):
+    spec = preset(name, card)
+    code = keras_code(spec, card)
+    namespace: dict = {}
+    exec(compile(code, f"<keras_code {name}>", "exec"), namespace)
+    listed, built = namespace["model"], build(spec, card)
+    assert [layer.name for layer in listed.layers] == [layer.name for layer in built.layers]
+    for a, b in zip(listed.layers, built.layers, strict=True):
+        assert tuple(a.output.shape) == tuple(b.output.shape), a.name
+        assert a.count_params() == b.count_params(), a.name
+    assert listed.count_params() == built.count_params() == summarize(spec, card).params
+    assert listed.get_config() == built.get_config()  # same layers, arguments and wiring
+
+
+def test_keras_code_reads_one_layer_per_line():
+    card = image()
+    code = keras_code(preset("compact", card), card)
+    lines = code.splitlines()
+    assert lines[:2] == ["import keras", "from keras import layers"]
+    assert 'inputs = keras.Input(shape=(8, 8, 1), name="input")' in lines
+    conv = 'layers.Conv2D(32, 3, padding="same", activation="relu", name="stem_conv1")(inputs)'
+    assert f"x = {conv}" in lines
+    assert 'embedding = layers.Dense(128, activation="relu", name="embedding")(encoding)' in lines
+    assert 'outputs = layers.Activation("softmax", name="probabilities")(logits)' in lines
+    assert lines[-1] == 'model = keras.Model(inputs, outputs, name="compact")'
+    sections = [line.split(":")[0] for line in lines if line.startswith("# ") and ":" in line]
+    assert [s for s in sections if s in ("# stem", "# learner", "# task")] == [
+        "# stem",
+        "# learner",
+        "# task",
+    ]
+    calls = [line for line in lines if " = layers." in line or " = keras.Input(" in line]
+    assert len(calls) == len(summarize(preset("compact", card), card).rows)
+
+
+def test_keras_code_keeps_the_residual_shortcut():
+    card = image()
+    code = keras_code(preset("resnet", card), card)
+    assert 'x = layers.Add(name="learner_g1_b1_add")([x, shortcut])' in code
+    assert 'x = layers.Add(name="learner_g2_b1_add")([main, x])' in code  # projected shortcut
+    with pytest.raises(SpecError, match="residual blocks need padding='same'"):
+        keras_code(PRESETS["resnet"].replace(padding="valid"), card)
+
+
+@pytest.mark.parametrize(
+    "spec, card",
+    [
+        (preset("compact_bn", image((28, 28))), image((28, 28))),  # Conv2D without bias, BN
+        (preset("compact", image()), image()),  # biases, Dense embedding
+        (PRESETS["mobilenet"].replace(batch_norm=False), image()),  # depthwise with its bias
+        (preset("mobilenet", image()), image()),
+        (PRESETS["tabular"].replace(batch_norm=True), tabular()),  # Dense without bias, BN
+    ],
+)
+def test_layer_cost_formulas_match_keras_per_layer(spec, card):
+    import numpy as np
+
+    summary, model = summarize(spec, card), build(spec, card)
+    for row in summary.rows:
+        cost, layer = layer_cost(summary, row.name), model.get_layer(row.name)
+        assert cost.params == layer.count_params() == row.params, row.name
+        trainable = sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
+        assert cost.trainable == trainable, row.name
+        assert cost.macs == row.macs, row.name
+        for text, value in ((cost.params_formula, cost.params), (cost.macs_formula, cost.macs)):
+            worked = re.search(r" = ([0-9· +]+) = ([0-9,]+)", text)  # symbols = numbers = value
+            if worked is None:
+                assert value == 0 and text.startswith("0"), row.name
+                continue
+            numbers, result = worked[1].replace("·", "*"), int(worked[2].replace(",", ""))
+            assert eval(numbers) == result == value, (row.name, text)
+
+
+def test_layer_cost_reads_like_the_formulas():
+    card = image()
+    summary = summarize(preset("compact_bn", card), card)
+    conv = layer_cost(summary, "learner_g1_b1_conv")
+    assert str(conv).splitlines() == [
+        "learner_g1_b1_conv (Conv2D, 4x4x32 -> 4x4x64)",
+        "  parameters  kh·kw·Cin·Cout = 3·3·32·64 = 18,432 (no bias: the BatchNormalization "
+        "after it shifts instead)",
+        "  MACs        Hout·Wout·Cout·kh·kw·Cin = 4·4·64·3·3·32 = 294,912",
+    ]
+    bn = layer_cost(summary, "learner_g1_b1_conv_bn")
+    assert bn.params_formula.startswith("4·C = 4·64 = 256, of which 2·C = 128 trainable")
+    assert (bn.params, bn.trainable, bn.macs) == (256, 128, 0)
+    logits = layer_cost(summary, "logits")
+    assert logits.params_formula == "in·out + out = 128·10 + 10 = 1,290"
+    assert logits.macs_formula == "in·out = 128·10 = 1,280"
+    plain = summarize(preset("compact", card), card)
+    assert layer_cost(plain, "stem_conv1").params_formula == (
+        "kh·kw·Cin·Cout + Cout = 3·3·1·32 + 32 = 320"
+    )
+
+
+def test_fewer_macs_can_mean_more_parameters():
+    """On 28x28, compact's Dense embedding holds most of its weights but each is used once per
+    image; compact_bn's 'same' convolutions reuse their few weights at every position."""
+    card = image((28, 28))
+    compact = summarize(preset("compact", card), card)
+    compact_bn = summarize(preset("compact_bn", card), card)
+    assert (compact.params, compact.macs) == (197_482, 9_837_952)
+    assert (compact_bn.params, compact_bn.macs) == (141_098, 21_903_104)
+    embedding = compact.row("embedding")
+    assert (embedding.params, embedding.macs) == (131_200, 131_072)  # 1024*128 + 128, once each
+    conv = compact_bn.row("stem_conv2")
+    assert conv.macs == conv.params * 28 * 28  # 9,216 weights, each used at 784 positions

@@ -128,6 +128,7 @@ def test_figures(evaluations):
     fig = plot_history(history)
     assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy"]
     assert any("best epoch (2)" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
+    assert [list(ax.get_xticks()) for ax in fig.axes] == [[1, 2, 3]] * 2  # one tick per epoch
     figures = [fig]
     for task, (ev, version, _, _) in evaluations.items():
         figures.append(plot_worst_errors(ev, version, n=6))
@@ -145,3 +146,31 @@ def test_figures(evaluations):
     ev = evaluations["regression"][0]
     with pytest.raises(ValueError, match="regression evaluation has no confusion matrix"):
         plot_confusion(ev)
+
+
+def test_compare_runs_compares_validation_numbers_by_default():
+    runs = [{"name": "a", "selected_val_accuracy": 0.91, "test_accuracy": 0.97},
+            {"name": "b", "selected_val_accuracy": 0.95, "test_accuracy": 0.93}]  # fmt: skip
+    bars = compare_runs(runs).axes[1]
+    assert bars.get_xlabel() == "selected_val_accuracy"
+    assert [p.get_width() for p in bars.patches] == [0.91, 0.95]
+    regression = compare_runs([{"name": "r", "selected_val_mae": 40.0, "test_mae": 38.0}])
+    assert regression.axes[1].get_xlabel() == "selected_val_mae"
+    assert compare_runs(runs, metric="test_accuracy").axes[1].get_xlabel() == "test_accuracy"
+
+
+@pytest.mark.parametrize("n", [1, 8, 28])
+def test_learning_curves_have_whole_epoch_ticks(n):
+    history = {"loss": list(np.linspace(2, 0.1, n)), "val_loss": list(np.linspace(2, 0.2, n))}
+    ticks = plot_history(history).axes[0].get_xticks()
+    assert all(float(t).is_integer() for t in ticks)
+    if n <= 15:
+        assert list(ticks) == list(range(1, n + 1))
+
+
+def test_reliability_legend_names_what_bars_and_points_are(evaluations):
+    fig = plot_reliability(evaluations["multiclass"][0])
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "one bin: x = its mean confidence, y = its accuracy" in labels
+    assert "accuracy of the bin's predictions" in labels
+    assert "perfectly calibrated (accuracy = confidence)" in labels

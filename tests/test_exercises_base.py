@@ -9,6 +9,7 @@ from workbench import exercises
 from workbench.exercises import (
     AnswerError,
     Exercise,
+    Experiment,
     Feedback,
     expect_bool,
     expect_choice,
@@ -154,3 +155,63 @@ def test_every_exercise_accepts_its_solution_and_ids_are_unique():
         fb = ex.check(ex.solution)
         assert fb.ok, f"{ex.id}: {fb}"
         assert not ex.check(...).answered
+
+
+# ---- experiments: predict, run, compare ------------------------------------------------------
+
+EXPERIMENT = Experiment(
+    id="9.9",
+    title="more epochs",
+    prompt="Predict the validation accuracy after 8 epochs instead of 1.",
+    expects="a validation accuracy between 0 and 1",
+    tolerance=0.05,
+    why="More passes over the data fit the weights better.",
+    solution=0.9,
+    minimum=0,
+    maximum=1,
+)
+
+
+def test_experiment_accepts_a_prediction_within_its_tolerance():
+    feedback = EXPERIMENT.check(0.88, observed=0.91)
+    assert feedback.ok
+    assert str(feedback).startswith("✓ You predicted 0.88; the experiment gave 0.91 (within 0.05).")
+
+
+def test_experiment_explains_a_prediction_outside_its_tolerance():
+    feedback = EXPERIMENT.check(0.5, observed=np.float32(0.91))
+    assert not feedback.ok and feedback.answered
+    assert "off by 0.41, more than the 0.05 this exercise allows" in feedback.message
+    assert "Hint: More passes over the data" in feedback.message
+
+
+@pytest.mark.parametrize(
+    "answer, observed, text",
+    [
+        (..., 0.9, "Your turn — exercise 9.9, more epochs."),
+        ("0.9", 0.9, "which is text. Write the number without quotes."),
+        (1.5, 0.9, "in [0, 1], got 1.5"),
+        (0.9, None, "the experiment gave None (NoneType), not a number"),
+    ],
+)
+def test_experiment_never_raises(answer, observed, text):
+    feedback = EXPERIMENT.check(answer, observed)
+    assert not feedback.ok and text in feedback.message
+
+
+def test_run_hands_the_observed_value_to_an_experiment(capsys):
+    feedback = run(EXPERIMENT, 0.9, observed=0.93)
+    assert feedback.ok and "the experiment gave 0.93" in capsys.readouterr().out
+    assert run(EXPERIMENT, ..., observed=0.93, solutions=True).ok
+
+
+def test_run_calls_a_lazy_experiment_only_for_a_prediction(capsys):
+    calls = []
+
+    def experiment():
+        calls.append(1)
+        return 0.9
+
+    assert not run(EXPERIMENT, ..., observed=experiment).answered
+    assert calls == []
+    assert run(EXPERIMENT, 0.9, observed=experiment).ok and calls == [1]

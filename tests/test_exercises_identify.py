@@ -64,6 +64,8 @@ def test_head_accepts_spellings(answer):
             ],
         ),
         (("relu", "binary_crossentropy"), ["'relu' outputs are >= 0 and unbounded"]),
+        (("linear", "binary_crossentropy"), ["(logits)", "needs from_logits=True in the loss"]),
+        (("sigmoid", "mae"), ["its gradient has the same size however far off the prediction is"]),
     ],
 )
 def test_head_wrong_answers_are_explained(answer, expected):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
 import pytest
 
 from workbench import exercises
-from workbench.data import analyze
+from workbench.data import analyze, augmentation
 from workbench.design import Group, preset, summarize
 from workbench.exercises import data, design, overview, train
-from workbench.stages import STAGES
 
 MODULES = (overview, design, data, train)
 ALL = [ex for module in MODULES for ex in module.EXERCISES]
@@ -19,7 +19,7 @@ ALL = [ex for module in MODULES for ex in module.EXERCISES]
 
 def test_modules_are_registered_in_pipeline_order():
     assert exercises.STAGE_MODULES == ("overview", "identify", "design", "data", "train")
-    assert [ex.id for ex in ALL] == "0.1 0.2 0.3 2.1 2.2 2.3 3.1 3.2 3.3 4.1 4.2 4.3".split()
+    assert [ex.id for ex in ALL] == "0.1 0.2 0.3 2.1 2.2 2.4 3.1 3.2 3.3 4.1 4.2 4.3".split()
     assert all(module.NOTES.startswith("- **") for module in MODULES)
 
 
@@ -34,14 +34,14 @@ def test_solution_accepted_and_unanswered_is_your_turn(exercise):
 
 
 WRONG_TYPES = [
-    (overview.STAGE_ORDER, "identify", "Expected the five stages in order: a tuple of 5 items"),
+    (overview.RERUN, "identify", "Expected the stage each change starts at: a dict like"),
     (overview.LEAKAGE_STEP, 3, "Expected a step of the data stage: a name such as 'extraction'"),
     (overview.REPRESENTATION, ["logits"], "Expected a representation per task: a dict like"),
     (design.BUDGET_EXERCISE, "spec", "Expected a ModelSpec (e.g. spec.scaled(0.5)), got 'spec'"),
     (design.CONV_MACS_EXERCISE, "294,912", "which is text. Write the number without quotes."),
     (design.BLOCK_TYPE, 2, "Expected a block type: a name such as 'conv', got 2 (int)."),
     (data.LEAKAGE, "6", "Expected the number of leaked test samples (or their indices), got '6'"),
-    (data.SCALER_SPLIT, 0, "Expected a split: a name such as 'train', got 0 (int)."),
+    (data.LEAKY_PRACTICES, ["a", "c"], "Expected True or False per practice: a dict like"),
     (data.AUGMENTATION, "shear", "Expected an augmentation, one of ['small rotation'"),
     (train.THRESHOLD, 1.5, "Expected a threshold in [0, 1], got 1.5."),
     (
@@ -73,39 +73,50 @@ def _wrong(exercise, answer, *texts):
 # ---- 0 overview ----------------------------------------------------------------------------
 
 
-def test_stage_order_comes_from_the_stages():
-    assert overview.STAGE_ORDER.solution == [s.key for s in STAGES]
-    titles = [s.title for s in STAGES]
-    assert overview.STAGE_ORDER.check(titles).ok
-    assert overview.STAGE_ORDER.check(list(STAGES)).ok
-    assert overview.STAGE_ORDER.check(
-        ("identification", "design", "prepare", "training", "deploy")
-    ).ok
+def test_rerun_reference_is_the_stage_that_writes_the_changed_artifact():
+    assert overview.RERUN.solution == {"a": "identify", "b": "design", "c": "data", "d": "train"}
+    fb = overview.RERUN.check(
+        {"a": "Identify the type of model", "b": "02_design", "c": "prepare", "d": "training"}
+    )
+    assert fb.ok and "every stage after it that reads its" in fb.message
 
 
 @pytest.mark.parametrize(
     "answer, texts",
     [
         (
-            ["identify", "data", "design", "train", "deploy"],
-            ["You prepare the data before designing the model.", "Identify the type of model at 1"],
+            {"a": "design", "b": "design", "c": "data", "d": "train"},
+            [
+                "3 of 4 right.",
+                "(a) not 'design': starting at stage 2 (design) keeps the old problem card: "
+                "stage 1 (identify) writes it and must run again first.",
+                "task multilabel, a head of four sigmoids",
+                "What's right: (b), (c), (d).",
+            ],
         ),
         (
-            ["deploy", "identify", "design", "data", "train"],
-            ["Identifying the problem comes first", "deployment comes last"],
+            {"a": "identify", "b": "train", "c": "design", "d": "deploy"},
+            [
+                "1 of 4 right.",
+                "(b) not 'train': starting at stage 4 (train) keeps the old model spec",
+                "(c) not 'design': starting at stage 2 (design) redoes work for nothing: the "
+                "model spec stays the same.",
+                "(d) not 'deploy': starting at stage 5 (deploy) keeps the old trained model",
+            ],
         ),
         (
-            ["identify", "train", "design", "data", "deploy"],
-            ["Training needs a model design and prepared data: it comes after both."],
-        ),
-        (
-            ["identify", "data", "data", "train", "deploy"],
-            ["You named ['data'] more than once and left out ['design']."],
+            {"a": "identify", "b": "identify", "c": "identify", "d": "identify"},
+            [
+                "1 of 4 right.",
+                "(c) not 'identify': starting at stage 1 (identify) redoes work for nothing: the "
+                "problem card stays the same.",
+                "What's right: (a).",
+            ],
         ),
     ],
 )
-def test_stage_order_mistakes(answer, texts):
-    _wrong(overview.STAGE_ORDER, answer, *texts, "Follow the hand-overs")
+def test_rerun_mistakes(answer, texts):
+    _wrong(overview.RERUN, answer, *texts, "Ask which artifact the change alters")
 
 
 def test_leakage_step_is_where_analyze_lives():
@@ -116,14 +127,18 @@ def test_leakage_step_is_where_analyze_lives():
     _wrong(overview.LEAKAGE_STEP, "serving", "by then the split is fixed")
 
 
-def test_representation_accepts_tensor_names():
-    assert overview.REPRESENTATION.check({"a": "embedding", "b": "probabilities", "c": "logits"}).ok
+def test_representation_accepts_the_layer_names_of_figure_3():
+    answer = {"a": "embedding", "b": "attribute head", "c": "logits"}
+    assert overview.REPRESENTATION.check(answer).ok
+    assert overview.REPRESENTATION.check({"a": "Embedding", "b": "sigmoid", "c": "logits"}).ok
+    assert overview.REPRESENTATION.check({"a": "low-dimensional", "b": "independent probabilities",
+                                          "c": "pre-activation"}).ok  # fmt: skip
     fb = _wrong(
         overview.REPRESENTATION,
         {"a": "encoding", "b": "logits", "c": "logits"},
         "1 of 3 right.",
         "(a) not 'high-dimensional latent space': the encoding is the largest vector",
-        "(b) not 'pre-activation logits': logits are unbounded scores",
+        "(b) not 'pre-activation logits': logits are unbounded scores of the ten classes",
         "What's right: (c).",
     )
     assert "(c) not" not in fb.message
@@ -131,8 +146,26 @@ def test_representation_accepts_tensor_names():
         overview.REPRESENTATION,
         {"a": "post-activation", "b": "low-dimensional", "c": "embedding"},
         "0 of 3 right.",
+        "(a) not 'post-activation independent probabilities': the attribute head answers four",
         "The task needs scores that can be added up before a single softmax.",
     )
+
+
+def test_probabilities_is_the_softmax_class_head_not_the_attribute_head():
+    """The layer `probabilities` of the digits' models is the softmax over exclusive classes."""
+    fb = _wrong(
+        overview.REPRESENTATION,
+        {"a": "embedding", "b": "probabilities", "c": "Softmax"},
+        "1 of 3 right.",
+        "(b) not 'probabilities': in the digits' models (a multiclass card) the layer "
+        "'probabilities' is the class head's softmax on the logits: one conditional "
+        "distribution P(class | x) over ten mutually exclusive classes, summing to 1",
+        "the attributes need the attribute head, one sigmoid per attribute",
+        "(c) not 'Softmax':",
+        "combine the logits before the softmax",
+    )
+    assert "calibrated" not in fb.message
+    assert "calibrated" not in overview.REPRESENTATION.prompt
 
 
 # ---- 2 design ------------------------------------------------------------------------------
@@ -252,18 +285,44 @@ def test_leakage_mistakes(answer, problem):
     assert "analyze(x, y, splits=splits)" in fb.message.split("Hint: ")[1]
 
 
-def test_scaler_split():
-    assert data.SCALER_SPLIT.check("training").ok
-    _wrong(data.SCALER_SPLIT, "test", "Fitting on test leaks the test set into preparation")
-    _wrong(data.SCALER_SPLIT, "val", "validation should only be measured, never learned from")
-    _wrong(data.SCALER_SPLIT, "everything", "Fitting on all data leaks validation and test")
+def test_leaky_practices_are_scaling_on_all_samples_and_tuning_on_test():
+    assert data.LEAKY_PRACTICES.solution == {"a": True, "b": False, "c": True, "d": False,
+                                             "e": False}  # fmt: skip
+    fb = data.LEAKY_PRACTICES.check({"a": "yes", "b": "no", "c": True, "d": False, "e": "no"})
+    assert fb.ok and "the test split is only measured, once" in fb.message
+    fb = _wrong(
+        data.LEAKY_PRACTICES,
+        {"a": False, "b": True, "c": True, "d": False, "e": True},
+        "2 of 5 right.",
+        "(a) does not leak? No: the statistics are computed with the test samples in them",
+        "(b) leaks? No: dropping copies learns nothing from the test samples",
+        "(e) leaks? No: choosing settings such as the epoch is what the validation split is for",
+        "What's right: (c), (d).",
+    )
+    assert "(c)" not in fb.message.split("\n")[0]
+    _wrong(
+        data.LEAKY_PRACTICES,
+        {"a": True, "b": False, "c": False, "d": False, "e": False},
+        "(c) does not leak? No: choosing a setting by its test score tunes the pipeline",
+    )
 
 
-def test_wrong_augmentation_is_the_one_augmentation_does_not_offer():
+def test_leaky_practices_wrong_forms():
+    fb = data.LEAKY_PRACTICES.check({"a": True, "b": False})
+    assert not fb.ok and "missing ['c', 'd', 'e']" in fb.message
+    fb = data.LEAKY_PRACTICES.check({"a": 1, "b": False, "c": True, "d": False, "e": False})
+    assert not fb.ok and "Expected True or False for practice 'a', got 1 (int)." in fb.message
+
+
+def test_the_wrong_augmentation_is_not_one_augmentation_offers():
     assert data.AUGMENTATION.solution == "horizontal flip"
+    offered = inspect.signature(augmentation).parameters
+    assert "flip" not in " ".join(offered) and {"rotation", "translation", "zoom"} <= set(offered)
     assert data.AUGMENTATION.check("mirror").ok
     _wrong(data.AUGMENTATION, "rotation", "'small rotation' is safe for digits")
     _wrong(data.AUGMENTATION, "zoom", "'zoom' is safe for digits", "which one gives something")
+    _wrong(data.AUGMENTATION, "noise", "'pixel noise' is safe for digits")
+    _wrong(data.AUGMENTATION, "brightness", "a lighter or darker stroke is still the same digit")
 
 
 # ---- 4 train -------------------------------------------------------------------------------
@@ -305,7 +364,11 @@ def test_threshold_mistakes(answer, problem, hint):
 
 def test_curves_reference_is_the_lowest_val_loss():
     assert train.CURVES.solution == ("overfitting", 6)
-    assert train.CURVES.check({"diagnosis": "overfit", "epoch": 6.0}).ok
+    fb = train.CURVES.check({"diagnosis": "overfit", "epoch": 6.0})
+    assert fb.ok
+    # the selection rule keeps the best epoch; early stopping only stops the run
+    assert "it selects the epoch with the lowest val_loss (kept as best.keras)" in fb.message
+    assert "Early stopping (patience) only ends the run sooner" in fb.message
 
 
 @pytest.mark.parametrize(
@@ -324,14 +387,20 @@ def test_curves_mistakes(answer, texts):
 def test_momentum_reference_is_the_spec_default():
     assert train.MOMENTUM.solution == 0.9
     assert math.isclose(0.99**55, 0.58, abs_tol=0.005) and 0.9**55 < 0.0031
+    assert math.isclose(0.99**500, 0.0066, abs_tol=0.0001)
+    assert "trained for one epoch and then tested" in train.MOMENTUM.prompt
     fb = train.MOMENTUM.check(np.float32(0.9))
     assert fb.ok and "0.9**55 = 0.003" in fb.message and "With 0.99, 58%" in fb.message
+    # the collapse is a short-run effect, stated as one
+    assert "short-run effect: after a few hundred steps 0.99 works as well" in fb.message
+    assert "0.99**500 = 0.007 of the start values left" in fb.message
 
 
 @pytest.mark.parametrize(
     "answer, problem",
     [
         (0.99, "0.99**55 = 0.58: after one epoch 58% of the moving statistics"),
+        (0.99, "after a few hundred steps 0.99 works too (0.99**500 = 0.007)"),
         (0.1, "0.1 is the weight of the NEW batch statistics, PyTorch's convention."),
         (0.5, "0.5 is not one of the choices [0.99, 0.9]"),
     ],

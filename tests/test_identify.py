@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from workbench import identify as identify_module
 from workbench.errors import SpecError
-from workbench.identify import ProblemCard, compute_baseline, identify, load_card, save_card
+from workbench.identify import (
+    DEFAULT_SPLIT,
+    ProblemCard,
+    compute_baseline,
+    identify,
+    load_card,
+    save_card,
+)
 
 DIGITS = [str(i) for i in range(10)]
 
@@ -81,6 +92,49 @@ def test_baselines_for_every_task():
         compute_baseline("multiclass", np.array([]))
 
 
+def test_majority_baseline_is_learned_on_train_and_scored_on_test():
+    y_train = np.array([0, 0, 0, 1, 1])  # train's majority: 0
+    y_test = np.array([1, 1, 1, 0])
+    overall = np.concatenate([y_train, y_test])  # overall majority: 1 (5 of 9)
+    assert compute_baseline("multiclass", overall)["predictor"] == "majority class '1'"
+    c = identify(overall, modality="tabular", task="binary", input_shape=(3,),
+                 class_names=["no", "yes"], y_train=y_train, y_test=y_test)  # fmt: skip
+    assert c.baseline["value"] == pytest.approx(0.25)  # class 0 is right on 1 of 4 test labels
+    assert c.baseline["description"] == (
+        "always predicting class 'no', the majority in the training split, scores accuracy "
+        "0.250 on the test split"
+    )
+    with pytest.raises(SpecError, match="expected both y_train and y_test"):
+        identify(overall, modality="tabular", task="binary", input_shape=(3,), y_train=y_train)
+    with pytest.raises(SpecError, match="got no test labels"):
+        compute_baseline("binary", y_train, np.array([], int))
+
+
+def test_multilabel_baseline_is_each_labels_training_majority_on_test():
+    y_train = np.array([[1, 0], [1, 0], [0, 1]])  # majorities: label 0 yes, label 1 no
+    y_test = np.array([[0, 1], [1, 1]])
+    b = compute_baseline("multilabel", y_train, y_test)
+    assert b["value"] == pytest.approx((0.5 + 0.0) / 2)
+    assert "majority in the training split" in b["description"] and "test split" in b["description"]
+
+
+def test_regression_baseline_uses_the_median_for_mae_and_the_mean_for_mse():
+    y_train = np.array([1.0, 2.0, 3.0, 10.0])  # median 2.5, mean 4.0
+    y_test = np.array([2.0, 4.0])
+    b = compute_baseline("regression", y_train, y_test)
+    assert b["metric"] == "mae" and b["value"] == pytest.approx((0.5 + 1.5) / 2)
+    assert b["mse"] == pytest.approx((4.0 + 0.0) / 2)
+    assert "median (which minimises MAE) scores MAE 1.000 on the test split" in b["description"]
+    assert "mean (which minimises MSE) scores MSE 2.000" in b["description"]
+
+
+def test_identify_does_not_import_data_engineering():
+    tree = ast.parse(Path(identify_module.__file__).read_text())
+    imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m and m.startswith("workbench.data")]
+
+
 def test_identify_refuses_wrong_label_shapes():
     with pytest.raises(SpecError, match="For independent labels use task='multilabel'"):
         identify(np.zeros((5, 3)), modality="image", task="multiclass", input_shape=(8, 8, 1))
@@ -89,6 +143,7 @@ def test_identify_refuses_wrong_label_shapes():
 
 
 def test_card_round_trip_and_index(tmp_path):
+    c_train, c_test = np.arange(8) % 10, np.arange(8, 10)
     c = identify(
         np.arange(10) % 10,
         modality="image",
@@ -97,12 +152,49 @@ def test_card_round_trip_and_index(tmp_path):
         class_names=DIGITS,
         dataset="digits",
     )
+    c = c.with_split({"seed": 3, "val_fraction": 0.25, "test_fraction": 0.5}, c_train, c_test)
     path = save_card(c, tmp_path)
     assert path == tmp_path / "problem" / "card.json"
+    assert json.loads(path.read_text())["split"] == {
+        "seed": 3,
+        "val_fraction": 0.25,
+        "test_fraction": 0.5,
+    }
     loaded = load_card(tmp_path)
-    assert loaded == c and loaded.baseline == c.baseline
+    assert loaded == c and loaded.baseline == c.baseline and loaded.split == c.split
+    assert "split:       seed 3, validation 0.25, test 0.5" in repr(loaded)
     index = json.loads((tmp_path / "index.json").read_text())
     assert index["identify"].startswith("card-")
+
+
+def test_an_old_card_without_a_split_loads_with_the_default_split(tmp_path):
+    old = {"modality": "image", "task": "multiclass", "num_outputs": 10,
+           "input_shape": [8, 8, 1], "dataset": "digits"}  # fmt: skip
+    (tmp_path / "problem").mkdir()
+    (tmp_path / "problem" / "card.json").write_text(json.dumps(old))
+    assert (
+        load_card(tmp_path).split
+        == DEFAULT_SPLIT
+        == {
+            "seed": 0,
+            "val_fraction": 0.1,
+            "test_fraction": 0.2,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "split, message",
+    [
+        ({"seed": 0}, "expected a dict with keys ['seed', 'val_fraction', 'test_fraction']"),
+        ({"seed": -1, "val_fraction": 0.1, "test_fraction": 0.2}, "seed must be 0 or a positive"),
+        ({"seed": 0, "val_fraction": 0.95, "test_fraction": 0.0}, "val_fraction must be in"),
+        ({"seed": 0, "val_fraction": 0.5, "test_fraction": 0.5}, "must be below 1"),
+    ],
+)
+def test_a_bad_split_is_refused(split, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        card(split=split)
 
 
 def test_load_card_refuses_bad_files(tmp_path):

@@ -9,14 +9,24 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from workbench import ParameterError
+from workbench import ParameterError, stages
 from workbench.config import repo_root, set_current
+from workbench.design import NAMED_OUTPUTS, preset, summarize
+from workbench.identify import ProblemCard
 from workbench.plots import pipeline
-from workbench.plots.pipeline import KEYS
+from workbench.plots.pipeline import AMALGAM_PARTS, KEYS
 from workbench.plots.style import DONE_EDGE, STAGE_COLOURS
-from workbench.stages import PRODUCTION_STEPS, REPRESENTATIONS, STAGES, Stage
+from workbench.stages import (
+    PART_NOTEBOOKS,
+    PRODUCTION_STEPS,
+    REPRESENTATION_LAYERS,
+    REPRESENTATIONS,
+    STAGES,
+    Stage,
+)
 
 STAGE_KEYS = [s.key for s in STAGES]
+FRAMES = {"container"}  # dashed outlines drawn around other boxes
 
 FIGURES = {  # each is called with keyword arguments current= and run_dir=
     "figure1": pipeline.figure1,
@@ -40,6 +50,18 @@ def labels(fig: Figure) -> dict[str, str]:
         for t in ax.texts
         if (t.get_gid() or "").startswith("label:")
     }
+
+
+def planned(fig: Figure) -> set[str]:
+    """Gids of the boxes tagged "planned"; each is dashed (frames are dashed anyway)."""
+    tagged = {
+        t.get_gid().removeprefix("planned:")
+        for t in fig.axes[0].texts
+        if (t.get_gid() or "").startswith("planned:")
+    }
+    for gid, box in boxes(fig).items():
+        assert (box.get_linestyle() == "--") == (gid in tagged or gid in FRAMES), gid
+    return tagged
 
 
 def is_done(fig: Figure, gid: str) -> bool:
@@ -102,13 +124,30 @@ def test_figure2_one_box_per_stage_step_and_production_step():
 
 def test_figure3_one_box_per_representation_and_task():
     found = labels(pipeline.figure3())
-    for i, (representation, task) in enumerate(REPRESENTATIONS, start=1):
-        assert found[f"representation:{i}"] == f"({i}) {representation}"
+    layers = zip(REPRESENTATIONS, REPRESENTATION_LAYERS, strict=True)
+    for i, ((representation, task), (layer, what)) in enumerate(layers, start=1):
+        assert found[f"representation:{i}"] == f"({i}) {representation} {layer}: {what}"
         assert found[f"task:{i}"] == task
     n = len(REPRESENTATIONS)
     assert found[f"task:{n + 1}"].startswith(f"task {n + 1} combines embeddings of task 1 + task 2")
-    assert found["bottom"] == "shared convolutional bottom"
+    assert found["bottom"] == "shared convolutional bottom (stem + learner)"
     assert found["serving"].startswith("serving pipeline: versioned, reconfigurable components")
+
+
+def test_figure3_names_the_layers_the_models_have():
+    """Representations 1-3 are layers every build has (embedding with embedding_units > 0);
+    the fourth, independent sigmoids, is not the softmax `probabilities` and is planned."""
+    card = ProblemCard("image", "multiclass", 10, (8, 8, 1))
+    summary = summarize(preset("compact", card), card)  # the preset with an embedding
+    built = [layer for layer, _ in REPRESENTATION_LAYERS if layer not in PART_NOTEBOOKS]
+    assert built == ["encoding", "embedding", "logits"]
+    for layer in built:
+        assert layer in NAMED_OUTPUTS and summary.row(layer).name == layer
+    attributes, _ = REPRESENTATION_LAYERS[3]
+    assert attributes not in NAMED_OUTPUTS and PART_NOTEBOOKS[attributes] == "07_amalgamation"
+    assert summary.row("probabilities").config == {"activation": "softmax"}
+    note = next(t.get_text() for t in pipeline.figure3().axes[0].texts if t.get_gid() == "note")
+    assert "the layers encoding, embedding and logits of the models" in note
 
 
 def test_done_stages_from_a_run_directory_are_highlighted(run_dir):
@@ -164,17 +203,19 @@ def test_boxes_do_not_overlap_and_labels_fit(name, current, run_dir):
     fig = FIGURES[name](current=current, run_dir=run_dir)
     renderer = FigureCanvasAgg(fig).get_renderer()
     extents = {gid: p.get_window_extent(renderer) for gid, p in boxes(fig).items()}
-    solid = {gid: e for gid, e in extents.items() if boxes(fig)[gid].get_linestyle() == "-"}
+    solid = {gid: e for gid, e in extents.items() if gid not in FRAMES}
     assert len(solid) >= len(STAGES)
     for (a, ea), (b, eb) in itertools.combinations(solid.items(), 2):
         assert not ea.overlaps(eb), f"{a} overlaps {b}"
-    for text in fig.axes[0].texts:
-        gid = (text.get_gid() or "").removeprefix("label:")
-        if gid in extents:
-            inner = text.get_window_extent(renderer)
-            box = extents[gid]
-            assert box.x0 < inner.x0 and inner.x1 < box.x1, f"label of {gid} is too wide"
-            assert box.y0 < inner.y0 and inner.y1 < box.y1, f"label of {gid} is too tall"
+    texts = {t.get_gid(): t.get_window_extent(renderer) for t in fig.axes[0].texts if t.get_gid()}
+    for gid, box in extents.items():
+        inner = texts[f"label:{gid}"]
+        assert box.x0 < inner.x0 and inner.x1 < box.x1, f"label of {gid} is too wide"
+        assert box.y0 < inner.y0 and inner.y1 < box.y1, f"label of {gid} is too tall"
+        if f"planned:{gid}" in texts:
+            tag = texts[f"planned:{gid}"]
+            assert box.x0 < tag.x0 and tag.x1 < box.x1, f"the planned tag of {gid} is too wide"
+            assert not tag.overlaps(inner), f"the planned tag of {gid} covers its label"
 
 
 def test_stages_with_a_notebook_are_available_and_the_others_say_planned():
@@ -182,3 +223,64 @@ def test_stages_with_a_notebook_are_available_and_the_others_say_planned():
         assert s.available == (repo_root() / "notebooks" / f"{s.notebook}.ipynb").is_file()
         assert ("planned" in repr(s)) != s.available
     assert STAGES[0].available  # 01_identify
+
+
+def _notebooks(monkeypatch, folder, names):
+    """Make the workbench see only the notebooks `names` (in `folder`/notebooks)."""
+    (folder / "notebooks").mkdir()
+    for name in names:
+        (folder / "notebooks" / f"{name}.ipynb").write_text("{}")
+    monkeypatch.setattr(stages, "repo_root", lambda: folder)
+
+
+TODAY = ["00_overview", "01_identify", "02_design", "03_data", "04_train"]
+
+
+def test_what_is_not_built_yet_is_marked_planned(monkeypatch, tmp_path):
+    _notebooks(monkeypatch, tmp_path, TODAY)
+    assert planned(pipeline.figure1()) == {"stage:deploy", "container", "rest"}
+    assert planned(pipeline.figure2()) == {
+        "step:planning",
+        "step:qa",
+        "stage:deploy",
+        "step:deploy:continuous learning",
+    }
+    tasks = {f"task:{i}" for i in range(1, len(REPRESENTATIONS) + 2)}
+    assert planned(pipeline.figure3()) == {"representation:4", "serving", *tasks}
+    assert planned(pipeline.where_am_i("data")) == {"stage:deploy"}
+    for fig in (pipeline.figure1(), pipeline.figure2()):
+        notes = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "planned-note"]
+        assert notes == [pipeline.PLANNED_NOTE]
+    note = next(t.get_text() for t in pipeline.figure3().axes[0].texts if t.get_gid() == "note")
+    assert note.endswith(
+        "Dashed, planned: the amalgamated model's attribute head, downstream tasks and serving "
+        "pipeline (notebook 07_amalgamation)."
+    )
+    legend = pipeline.where_am_i("data").axes[0].texts[-1].get_text()
+    assert legend == "filled: this notebook · dashed: planned · ✓ done"
+
+
+def test_planned_marks_go_when_the_notebooks_land(monkeypatch, tmp_path):
+    _notebooks(monkeypatch, tmp_path, [*TODAY, "05_deploy"])
+    assert planned(pipeline.figure1()) == set()
+    assert planned(pipeline.figure2()) == {
+        "step:planning",
+        "step:qa",
+        "step:deploy:continuous learning",  # it comes with 06_production, not with the stage
+    }
+    (tmp_path / "notebooks" / "06_production.ipynb").write_text("{}")
+    (tmp_path / "notebooks" / "07_amalgamation.ipynb").write_text("{}")
+    for name, draw in FIGURES.items():
+        fig = draw(current="data")
+        assert planned(fig) == set(), name
+        assert all(t.get_gid() != "planned-note" for t in fig.axes[0].texts), name
+    note = next(t.get_text() for t in pipeline.figure3().axes[0].texts if t.get_gid() == "note")
+    assert "planned" not in note
+    assert "dashed" not in pipeline.where_am_i("data").axes[0].texts[-1].get_text()
+
+
+def test_every_part_beyond_the_stages_names_its_notebook():
+    assert {*PRODUCTION_STEPS, *AMALGAM_PARTS, "continuous learning"} == set(PART_NOTEBOOKS)
+    assert {layer for layer, _ in REPRESENTATION_LAYERS} & set(PART_NOTEBOOKS) == {"attribute head"}
+    with pytest.raises(KeyError, match="Unknown part 'deploy'"):
+        stages.available("deploy")

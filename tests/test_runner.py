@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 from pathlib import Path
 
+import nbformat
 import pytest
-from conftest import write_notebook
+from conftest import outputs_text, write_notebook
 
 from workbench import runner
 from workbench.runner import NotebookFailure
@@ -36,8 +39,6 @@ def test_sequence_runs_in_order_and_stops_at_the_failing_cell(tmp_path):
 
 
 def test_environment_kernel_comes_first(monkeypatch):
-    import sys
-
     monkeypatch.setenv("JUPYTER_PATH", "/elsewhere")
     runner.use_environment_kernel()
     first = os.environ["JUPYTER_PATH"].split(os.pathsep)[0]
@@ -52,3 +53,64 @@ def test_list_notebooks_is_numbered_and_ordered(tmp_path):
         "02_b.ipynb",
         "10_c.ipynb",
     ]
+
+
+def test_printed_lines_are_prefixed_whole_lines():
+    out = io.StringIO()
+    lines = runner.PrefixedLines(out, "04_train | ")
+    lines.write("Epoch 1/3\n20/20 - loss: 1.9")
+    assert out.getvalue() == "04_train | Epoch 1/3\n"  # the partial line waits for its end
+    lines.write("\r\n\nbar 10%\rbar 100%\n")
+    lines.write("last, without a line end")
+    lines.close()
+    assert out.getvalue().splitlines() == [
+        "04_train | Epoch 1/3",
+        "04_train | 20/20 - loss: 1.9",  # blank lines dropped
+        "04_train | bar 100%",  # a line rewritten with \r: its final state
+        "04_train | last, without a line end",
+    ]
+
+
+def test_progress_streams_a_notebooks_lines_while_it_runs(tmp_path, monkeypatch):
+    class Terminal(io.StringIO):
+        """Stands in for sys.stdout; tells the notebook, through a file, that a line arrived."""
+
+        def write(self, text):
+            if "Epoch 1/3" in text:
+                (tmp_path / "seen").touch()
+            return super().write(text)
+
+    nb = write_notebook(
+        tmp_path / "00_live.ipynb",
+        'seen = ""',
+        "import pathlib, sys, time\n"
+        "print('Epoch 1/3', flush=True)\n"
+        "for _ in range(2400):  # the cell goes on only once the runner has shown the line\n"
+        "    if pathlib.Path(seen).exists():\n"
+        "        break\n"
+        "    time.sleep(0.05)\n"
+        "else:\n"
+        "    raise RuntimeError('the line did not reach the terminal while the cell ran')\n"
+        "print('Epoch 2/3', end='')\n"
+        "print(' - loss: 0.5')\n"
+        "print('a warning', file=sys.stderr)",
+        "print('✎ Your turn — exercise 1.1')",
+    )
+    node = nbformat.read(nb, as_version=4)
+    node.cells[-1].metadata["tags"] = ["exercise"]  # speaks to a student: not in the terminal
+    nbformat.write(node, nb)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    runner.execute(nb, tmp_path / "out.ipynb", parameters={"seen": str(tmp_path / "seen")})
+    lines = terminal.getvalue().splitlines()
+    assert lines[0] == "00_live | Epoch 1/3"
+    assert sorted(lines[1:]) == ["00_live | Epoch 2/3 - loss: 0.5", "00_live | a warning"]
+    assert "Your turn" in outputs_text(nbformat.read(tmp_path / "out.ipynb", as_version=4))
+
+
+def test_quiet_execution_prints_nothing_not_even_the_kernel_warning(tmp_path, capfd):
+    nb = write_notebook(tmp_path / "00_quiet.ipynb", "x = 1", "print('only in the notebook')")
+    runner.execute(nb, tmp_path / "out.ipynb", progress=False)
+    out, err = capfd.readouterr()
+    assert "without encryption" not in err  # ipykernel 7's warning on every kernel start
+    assert (out, err) == ("", "")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import write_notebook
 
@@ -47,3 +49,66 @@ def test_grid_and_values():
     ]
     with pytest.raises(WorkbenchError, match="at least one value per parameter"):
         sweep.grid_points({"a": []})
+
+
+def _points(tmp_path, validation_and_test):
+    """Completed points with hand-made metrics (no training), plus one failed point."""
+    points = []
+    for i, (lr, val, test) in enumerate(validation_and_test):
+        metrics = {"validation": val, "test": test}
+        points.append(
+            sweep.SweepPoint(i, {"learning_rate": lr}, tmp_path, tmp_path, metrics=metrics)
+        )
+    failed = sweep.SweepPoint(len(points), {"learning_rate": -1}, tmp_path, tmp_path, "boom")
+    return sweep.SweepResult("04_train.ipynb", tmp_path, [*points, failed])
+
+
+def test_the_winner_is_chosen_by_validation_not_by_test(tmp_path):
+    result = _points(tmp_path, [
+        (0.01, {"val_accuracy": 0.90, "val_loss": 0.3}, {"accuracy": 0.97}),  # best on test
+        (0.003, {"val_accuracy": 0.95, "val_loss": 0.2}, {"accuracy": 0.93}),  # best on val
+        (0.001, {"val_accuracy": 0.80, "val_loss": 0.5}, {"accuracy": 0.85}),
+    ])  # fmt: skip
+    metric, ranked = result.ranking()
+    assert metric == "val_accuracy" and [p.index for p in ranked] == [1, 0, 2]
+    assert result.winner().index == 1
+    assert result.summary() == (
+        "winner: point 1 (learning_rate=0.003), chosen by val_accuracy 0.9500 on the validation "
+        "split (higher is better); test_* is the final, once-only estimate and chose nothing"
+    )
+    rows = result.table()
+    assert [r["rank"] for r in rows] == [2, 1, 3, None]
+    assert rows[0]["val_accuracy"] == 0.90 and rows[0]["test_accuracy"] == 0.97
+
+    sweep.report_sweep(result, track=False)
+    report = json.loads((tmp_path / "results.json").read_text())
+    assert report["chosen_by"] == "val_accuracy" and report["higher_is_better"] is True
+    assert report["winner"] == {"point": 1, "learning_rate": 0.003}
+    assert report["summary"] == result.summary() and report["rows"] == rows
+    assert (tmp_path / "comparison.png").is_file()
+
+
+def test_an_error_metric_chooses_the_lowest_and_no_validation_means_no_winner(tmp_path):
+    result = _points(tmp_path, [
+        (0.01, {"val_mae": 40.0}, {"mae": 30.0}),
+        (0.003, {"val_mae": 35.0}, {"mae": 45.0}),
+    ])  # fmt: skip
+    assert result.ranking()[0] == "val_mae" and result.winner().index == 1
+    assert "(lower is better)" in result.summary()
+    bare = _points(tmp_path, [(0.01, {}, {"accuracy": 0.99})])
+    assert bare.ranking() == (None, []) and bare.winner() is None
+    assert bare.summary().startswith("no winner: no completed point measured a validation metric")
+
+
+def test_the_sweep_figure_names_the_metric_and_the_winner():
+    from workbench.plots.sweep import plot_sweep
+
+    rows = [
+        {"lr": 0.1, "status": "ok", "val_loss": 0.4},
+        {"lr": 0.2, "status": "ok", "val_loss": 0.3},
+    ]
+    fig = plot_sweep(rows, ["lr"], metric="val_loss", higher_is_better=False, winner=1,
+                     title="Sweep of 04_train.ipynb")  # fmt: skip
+    ax = fig.axes[0]
+    assert ax.get_title() == "Sweep of 04_train.ipynb\nwinner: point 1, chosen by val_loss"
+    assert ax.get_ylabel() == "val_loss (validation, lower is better)"

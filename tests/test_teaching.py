@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+import types
+
 import nbformat
 import notebook_lint
 import numpy as np
 import pytest
+from conftest import write_notebook
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from workbench import teaching
 from workbench.errors import ParameterError
+from workbench.runner import execute
+from workbench.teaching import STATED_MIMETYPE
 
 OBJECTIVES = """\
 # 01 · Identify the type of model
@@ -30,10 +36,27 @@ PROSE = (
 )
 
 
-def code(source: str, *tags: str, out: str | None = None):
+SOLUTION_MD = (
+    "<details><summary><b>Solution 1.1</b> (open it after you have tried)</summary>\n\n"
+    "sigmoid and binary cross-entropy.\n\n</details>"
+)
+SUMMARY = """## Summary
+
+- The task type decides the head.
+- The baseline is learned on the training split.
+- Multilabel means independent sigmoids.
+
+Next: [02_design](02_design.ipynb) — design the model.
+"""
+
+
+def code(source: str, *tags: str, stated: tuple[tuple[str, str], ...] = ()):
+    """A code cell; `stated` gives the (name, text) outputs its `teaching.state` calls left."""
     cell = new_code_cell(source, metadata={"tags": list(tags)} if tags else {})
-    if out is not None:
-        cell.outputs = [new_output("stream", name="stdout", text=out)]
+    cell.outputs = [
+        new_output("display_data", data={STATED_MIMETYPE: {"name": name, "value": text}})
+        for name, text in stated
+    ]
     return cell
 
 
@@ -50,17 +73,21 @@ def good_cells() -> list:
         md(PROSE),
         code(
             "teaching.state('baseline_accuracy', b)\nteaching.state('n_train', n)",
-            out="[stated] baseline_accuracy = 0.103\n[stated] n_train = 1257\n",
+            stated=(("baseline_accuracy", "0.103"), ("n_train", "1257")),
         ),
         code("answer = ...\nrun(identify.HEAD, answer, solutions=solutions)", "exercise"),
-        md("**Solution.** sigmoid and binary cross-entropy.", "solution"),
+        md(SOLUTION_MD, "solution"),
         code("note = instructor_note(identify.NOTES, solutions=solutions)\nnote", "instructor"),
-        code("answer = ...\nrun(identify.BASELINE, answer, solutions=solutions)", "exercise"),
+        code(
+            "answer = ...\nobserved = identify.recount()\n"
+            "run(identify.BASELINE, answer, observed=observed, solutions=solutions)",
+            "exercise",
+        ),
         code(
             "%matplotlib inline\nreference = identify.BASELINE.solution\nprint(reference)",
             "solution",
         ),
-        code("print('next stage')"),
+        md(SUMMARY),
     ]
 
 
@@ -126,6 +153,30 @@ def _problems(change) -> list[str]:
             ),
             "exercise cell 7 does not call exercises.run(..., solutions=solutions)",
         ),
+        (
+            lambda c: c.__setitem__(7, md("**Solution.** sigmoid.", "solution")),
+            "cell 8: the solution shows when the notebook is opened; wrap it in <details>",
+        ),
+        (
+            lambda c: c.__setitem__(
+                9,
+                code(
+                    "answer = ...\nrun(identify.BASELINE, answer, solutions=solutions)", "exercise"
+                ),
+            ),
+            "no experiment exercise: one exercise cell must call exercises.run(..., observed=",
+        ),
+        (lambda c: c.pop(11), "the last markdown cell is not a '## Summary'"),
+        (
+            lambda c: c.__setitem__(
+                11, md(SUMMARY.replace("- The task type decides the head.\n", ""))
+            ),
+            "the summary has 2 bullet(s); expected 3-5",
+        ),
+        (
+            lambda c: c.__setitem__(11, md(SUMMARY.split("Next:")[0])),
+            "the summary has no 'Next:' line",
+        ),
         (lambda c: c.append(code("print(answer)")), "cell 13 uses ['answer'], defined only in"),
         (
             lambda c: c.append(code("x = reference", "exercise")),
@@ -158,48 +209,77 @@ def test_stated_in_prose_and_outputs():
 def test_default_tolerance_is_one_unit_of_the_last_decimal():
     nb = notebook([md('<span class="stated" data-name="acc">0.25</span>')])
     assert notebook_lint.stated_in_prose(nb) == {"acc": (0.25, 0.01)}
-    nb.cells.append(code("", out="[stated] acc = 0.260\n"))
+    nb.cells.append(code("", stated=(("acc", "0.260"),)))
     assert notebook_lint.compare_stated(nb) == []
-    nb.cells[1] = code("", out="[stated] acc = 0.261\n")
+    nb.cells[1] = code("", stated=(("acc", "0.261"),))
     assert notebook_lint.compare_stated(nb) == [
-        "stated number 'acc': the prose says 0.25 ±0.01 (cell 1) but the notebook printed 0.261 "
+        "stated number 'acc': the prose says 0.25 ±0.01 (cell 1) but the notebook computed 0.261 "
         "(cell 2); update the prose or find what changed in the code"
     ]
 
 
 def test_compare_stated_names_every_drift():
     cells = good_cells()
-    cells[5] = code(
-        "",
-        out="[stated] baseline_accuracy = 0.2\n[stated] extra = 3\n[stated] extra = 4\n",
-    )
+    cells[5] = code("", stated=(("baseline_accuracy", "0.2"), ("extra", "3"), ("extra", "4")))
     assert notebook_lint.compare_stated(notebook(cells)) == [
-        "'extra' is printed twice with different values: 3 (cell 6) and 4 (cell 6)",
+        "'extra' is recorded twice with different values: 3 (cell 6) and 4 (cell 6)",
         "stated number 'baseline_accuracy': the prose says 0.101 ±0.005 (cell 5) but the notebook "
-        "printed 0.2 (cell 6); update the prose or find what changed in the code",
-        "stated number 'n_train' (prose: 1257, cell 5) is printed by no cell; add "
+        "computed 0.2 (cell 6); update the prose or find what changed in the code",
+        "stated number 'n_train' (prose: 1257, cell 5) is recorded by no cell; add "
         "teaching.state('n_train', value) where it is computed",
-        "'extra' = 3 is printed by cell 6 but stated in no prose; add "
+        "'extra' = 3 is recorded by cell 6 but stated in no prose; add "
         '<span class="stated" data-name="extra">3</span> or drop the state() call',
     ]
 
 
 def test_integers_compare_exactly():
     nb = notebook(
-        [md('<span class="stated" data-name="n">1 797</span>'), code("", out="[stated] n = 1798\n")]
+        [md('<span class="stated" data-name="n">1 797</span>'), code("", stated=(("n", "1798"),))]
     )
     assert notebook_lint.compare_stated(nb)[0].startswith(
         "stated number 'n': the prose says 1797 ±0"
     )
 
 
-def test_state_prints_the_line_the_test_reads(capsys):
+def test_state_outside_a_kernel_prints_a_plain_line(capsys):
     teaching.state("acc", np.float32(0.10149))
     teaching.state("n_train", np.int64(1257))
     teaching.state("loss", 1.23456, digits=2)
     assert capsys.readouterr().out == (
         "[stated] acc = 0.101\n[stated] n_train = 1257\n[stated] loss = 1.23\n"
     )
+
+
+def test_state_in_a_kernel_leaves_an_output_only_tests_read(monkeypatch, capsys):
+    published = []
+    shell = types.SimpleNamespace(
+        kernel=object(),
+        display_pub=types.SimpleNamespace(publish=lambda **kw: published.append(kw)),
+    )
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
+    teaching.state("acc", np.float32(0.10149))
+    teaching.state("loss", float("nan"), digits=2)
+    assert capsys.readouterr().out == ""  # nothing the reader sees
+    assert published == [
+        {"data": {STATED_MIMETYPE: {"name": "acc", "value": "0.101"}}},
+        {"data": {STATED_MIMETYPE: {"name": "loss", "value": "nan"}}},  # text: valid JSON
+    ]
+
+
+@pytest.mark.notebook
+def test_stated_numbers_survive_papermill_and_nbformat(tmp_path):
+    path = write_notebook(
+        tmp_path / "stated.ipynb",
+        "x = 1",
+        "from workbench import teaching\nprint('shown')\nteaching.state('acc', 0.10149)",
+    )
+    nb = nbformat.read(execute(path, tmp_path / "out.ipynb", progress=False), as_version=4)
+    nbformat.validate(nb)
+    outputs = nb.cells[-1].outputs
+    assert [o.output_type for o in outputs] == ["stream", "display_data"]
+    assert outputs[0].text == "shown\n"  # no [stated] line among what the reader sees
+    assert dict(outputs[1].data) == {STATED_MIMETYPE: {"name": "acc", "value": "0.101"}}
+    assert notebook_lint.stated_in_outputs(nb) == {"acc": 0.101}
 
 
 @pytest.mark.parametrize(

@@ -45,4 +45,12 @@ def test_student_copy_has_no_solutions_and_runs(session_tmp):
     params = {"run_dir": str(session_tmp / "student" / "run")}
     execute(src, out, parameters=params, progress=False)
     text = outputs_text(nbformat.read(out, as_version=4))
-    assert text.count("Your turn") == 3 and "Reference solution" not in text
+    assert text.count("Your turn") == 4 and "Reference solution" not in text
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_student_copies_hold_no_solution_text(path):
+    nb = student_copy(nbformat.read(path, as_version=4))
+    sources = "\n".join(c.source for c in nb.cells)
+    assert "<summary><b>Solution" not in sources and "instructor_note(" not in sources
+    assert "Reference solution" not in outputs_text(nb)

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from matplotlib.figure import Figure
 
-from workbench import tracking
+from workbench import tables, tracking
 from workbench.data import prepare
 from workbench.design import preset
+from workbench.errors import ParameterError
 from workbench.identify import identify
 from workbench.train import TrainConfig, train
 
@@ -90,6 +91,9 @@ def test_list_runs_figures_and_comparison(tracked):
     row = next(r for r in rows if r["mlflow_run_id"] == result.mlflow_run_id)
     assert row["name"] == result.run_id and row["status"] == "FINISHED"
     assert row["config.epochs"] == "3" and "test_accuracy" in row
+    assert row["selected"] == result.selected and result.selected.startswith("best epoch")
+    chosen = result.metrics["validation"]["val_accuracy"]
+    assert row["selected_val_accuracy"] == pytest.approx(chosen)  # compare runs by these
     fig = Figure()
     fig.add_subplot().set_title("a figure")
     tracking.log_figures(result.mlflow_run_id, {"learning_curves": fig})
@@ -102,6 +106,29 @@ def test_list_runs_figures_and_comparison(tracked):
 
     assert isinstance(compare_runs(rows), Figure)
     assert tracking.list_runs("no-such-experiment") == []
+
+
+def test_run_summary_shows_params_lineage_and_selected_metrics(tracked):
+    result, version = tracked
+    rows = tracking.run_summary(result.mlflow_run_id)
+    assert set(rows[0]) == {"recorded as", "name", "value"}
+    found = {(r["recorded as"], r["name"]): r["value"] for r in rows}
+    assert found[("param", "spec.name")] == "tabular"
+    assert found[("param", "config.epochs")] == "3"
+    assert found[("param", "config.learning_rate")] == "0.002"
+    assert found[("tag", "data_version")] == version.id
+    assert found[("tag", "data_content_sha256")] == version.manifest["content_sha256"]
+    assert found[("tag", "selected")] == result.selected
+    chosen = result.metrics["validation"]["val_accuracy"]
+    assert found[("metric", "selected_val_accuracy")] == round(chosen, 4)
+    assert found[("metric", "test_accuracy")] == round(result.test["accuracy"], 4)
+    metrics = [r["name"] for r in rows if r["recorded as"] == "metric"]
+    assert metrics == ["selected_val_accuracy", "selected_val_loss", "test_accuracy", "test_loss"]
+    # nothing machine-specific or random: no MLflow run id, no time, no path
+    text = tables.format_table(rows)
+    assert result.mlflow_run_id not in text and "seconds" not in text and "/" not in text
+    with pytest.raises(ParameterError, match="Parameter 'mlflow_run_id'"):
+        tracking.run_summary("")
 
 
 def test_flatten_and_requirements():

@@ -58,7 +58,7 @@ def weights(model) -> list[np.ndarray]:
 
 def test_same_seed_gives_identical_weights_and_history(digits, tmp_path):
     _, version, card = digits
-    config = TrainConfig.for_profile("smoke", seed=3)
+    config = TrainConfig.for_profile("smoke", seed=3, epochs=2)
     runs = [
         train(TINY, version, config, card=card, run_dir=tmp_path / d, track=False, verbose=0)
         for d in ("a", "b")
@@ -92,10 +92,15 @@ def test_saves_model_checkpoint_metrics_and_makes_it_current(digits, trained):
     assert best.name == "tiny"
 
 
-def test_result_repr_is_readable(trained):
+def test_result_repr_is_readable_and_machine_independent(trained):
     text = repr(trained)
     assert text.startswith(f"TrainResult({trained.run_id!r})")
-    assert "epochs:  2" in text and "test:    accuracy" in text and " s" in text
+    assert "epochs:  2" in text and "test:    accuracy" in text
+    assert f"weights: {trained.selected} (val_accuracy " in text
+    assert f"model:   train/{trained.run_id}/model.keras" in text
+    # nothing machine-specific or random: no absolute path, no seconds, no MLflow run id
+    assert str(trained.path) not in text and " s\n" not in text and "mlflow" not in text
+    assert trained.seconds > 0 and trained.metrics["seconds"] == trained.seconds
     assert len(trained.history["loss"]) == 2 and "val_accuracy" in trained.history
 
 
@@ -153,6 +158,75 @@ def test_resume_after_interruption_continues_from_the_last_epoch(digits, tmp_pat
     assert result.run_id == run_id
 
 
+class Scramble:
+    """Adds large noise to every weight when epoch `epoch` (0-based) begins: that epoch and the
+    ones after it validate worse than the epochs before."""
+
+    def __new__(cls, epoch):
+        import keras
+
+        class _Scramble(keras.callbacks.Callback):
+            def on_epoch_begin(self, e, logs=None):
+                if e == epoch:
+                    rng = np.random.default_rng(0)
+                    noisy = [w + rng.normal(0, 5, w.shape) for w in self.model.get_weights()]
+                    self.model.set_weights(noisy)
+
+        return _Scramble()
+
+
+def _evaluate(model, version, split):
+    from workbench.data.serving import feed
+
+    return model.evaluate(feed(version, split, batch_size=256), verbose=0, return_dict=True)
+
+
+def test_the_best_epoch_by_val_loss_is_tested_and_saved(digits, tmp_path):
+    _, version, card = digits
+    config = TrainConfig(epochs=2, learning_rate=1e-2)
+    result = train(TINY, version, config, card=card, run_dir=tmp_path, track=False, verbose=0,
+                   callbacks=[Scramble(1)])  # fmt: skip
+    val_loss = result.history["val_loss"]
+    assert val_loss[1] > val_loss[0]  # the final weights are worse than epoch 1's
+    assert result.selected == "best epoch 1 of 2 by val_loss"
+    saved = json.loads((result.path / "metrics.json").read_text())
+    assert saved["selected"] == result.selected and saved["selected_epoch"] == 0
+    assert saved["validation"] == {k: v[0] for k, v in result.history.items() if "val_" in k}
+    # the model in hand, the one tested and model.keras are epoch 1's
+    assert _evaluate(result.model, version, "val")["loss"] == pytest.approx(val_loss[0], rel=1e-4)
+    loaded = load_trained(tmp_path, result.run_id)
+    assert _evaluate(loaded, version, "test")["loss"] == pytest.approx(result.test["loss"])
+
+    off = train(TINY, version, config.replace(checkpoint=False), card=card, run_dir=tmp_path,
+                track=False, verbose=0, callbacks=[Scramble(1)])  # fmt: skip
+    assert off.selected == "final weights of epoch 2 (checkpoint=False)"
+    assert off.metrics["selected_epoch"] == 1
+    assert off.metrics["validation"]["val_loss"] == off.history["val_loss"][1]
+    assert _evaluate(off.model, version, "test")["loss"] == pytest.approx(off.test["loss"])
+
+
+def test_without_a_validation_split_the_final_weights_are_selected(tmp_path):
+    version = prepare("digits", run_dir=tmp_path, val_fraction=0.0)
+    card = card_for_version(version)
+    result = train(TINY, version, TrainConfig(epochs=1), card=card, run_dir=tmp_path,
+                   track=False, verbose=0)  # fmt: skip
+    assert result.selected == "final weights of epoch 1 (no validation split)"
+    assert result.metrics["validation"] == {} and "(val_" not in repr(result)
+
+
+def test_a_resumed_run_selects_its_best_epoch_from_before_the_interruption(digits, tmp_path):
+    _, version, card = digits
+    config = TrainConfig(epochs=3, learning_rate=1e-2)
+    with pytest.raises(Interrupted):
+        train(TINY, version, config, card=card, run_dir=tmp_path, track=False, verbose=0,
+              callbacks=[InterruptAfter(0)])  # fmt: skip
+    result = train(TINY, version, config, card=card, run_dir=tmp_path, track=False, verbose=0,
+                   callbacks=[Scramble(1)])  # fmt: skip
+    assert result.selected == "best epoch 1 of 3 by val_loss"
+    val_loss = result.history["val_loss"][0]
+    assert _evaluate(result.model, version, "val")["loss"] == pytest.approx(val_loss, rel=1e-4)
+
+
 def test_warmup_then_cosine_schedule_values():
     config = TrainConfig(epochs=4, learning_rate=0.01, warmup_epochs=1, schedule="cosine")
     schedule = learning_rate_schedule(config, steps_per_epoch=10)  # 40 steps, 10 of warmup
@@ -166,7 +240,7 @@ def test_warmup_then_cosine_schedule_values():
 
 def test_profiles():
     smoke, full = TrainConfig.for_profile("smoke"), TrainConfig.for_profile("full")
-    assert smoke.epochs == 1 and not smoke.augment
+    assert smoke.epochs == 8 and not smoke.augment  # real learning curves, in seconds
     assert (full.epochs, full.batch_size, full.learning_rate, full.schedule) == (
         28,
         64,
@@ -334,3 +408,11 @@ def test_saved_model_loads_in_a_fresh_process_that_imports_only_schedules(
     for i in range(2):
         predicted = np.load(tmp_path / f"predicted{i}.npy")
         np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_epoch_lines_carry_metrics_and_no_timings(digits, tmp_path, capsys):
+    _, version, card = digits
+    train(TINY, version, TrainConfig(epochs=2), card=card, run_dir=tmp_path, track=False)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Epoch")]
+    assert [line.split(":")[0] for line in lines] == ["Epoch 1/2", "Epoch 2/2"]
+    assert "val_accuracy" in lines[0] and "ms/step" not in lines[0] and " s " not in lines[0]

@@ -1,4 +1,4 @@
-"""The Keras callbacks `workbench.train.train` adds to every fit: the epoch log and the checkpoint.
+"""The Keras callbacks `workbench.train.train` adds to a fit: epoch log and line, checkpoint.
 
 They are defined once, at module top level, where they can be read and tested. No saved model
 refers to them, so they are not registered for loading (`workbench.schedules` holds what is).
@@ -27,6 +27,21 @@ class EpochLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.rows.append({k: float(v) for k, v in (logs or {}).items()})
         atomic_write_json(self.path, self.rows)
+
+
+class EpochLine(keras.callbacks.Callback):
+    """One line per finished epoch with its metrics and no timings (Keras' `verbose=2` adds
+    seconds per step), so logs and committed notebook outputs read the same on every machine."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        numbers = " - ".join(
+            f"{k} {float(v):.4f}" for k, v in (logs or {}).items() if k != "learning_rate"
+        )
+        print(f"Epoch {epoch + 1}/{self.epochs}: {numbers}", flush=True)
 
 
 class BestCheckpoint(keras.callbacks.ModelCheckpoint):

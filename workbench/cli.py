@@ -41,6 +41,7 @@ def _batch(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     rows = sweep.report_sweep(result)
+    print(result.summary())
     print(format_table(rows))
     print(f"results: {result.folder / 'results.json'}, figure: {result.folder / 'comparison.png'}")
     for p in result.failures():

@@ -51,6 +51,16 @@ def resolve_run_dir(run_dir: str | Path | None = DEFAULT_RUN_DIR) -> Path:
     return path
 
 
+def display_path(path: str | Path) -> str:
+    """`path` as outputs show it: relative to the repository when inside it, else `.../<name>`,
+    so committed notebook outputs hold no machine's folders (home, /tmp, a checkout's place)."""
+    path = Path(os.path.abspath(path))  # not resolve(): runs/latest stays runs/latest
+    try:
+        return path.relative_to(repo_root()).as_posix()
+    except ValueError:
+        return f".../{path.name}"
+
+
 # ---- profiles ------------------------------------------------------------------------------
 
 
@@ -67,7 +77,7 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", "digits", 1, 64, "compact", "scikit-learn digits 8x8, one epoch"),
+    "smoke": Profile("smoke", "digits", 8, 64, "compact", "scikit-learn digits 8x8, 8 epochs"),
     "full": Profile("full", "mnist5k", 28, 64, "compact_bn", "5,000 MNIST images 28x28"),
 }
 
@@ -172,7 +182,8 @@ class Run:
         self.figures = self.dir / "figures"
 
     def __repr__(self) -> str:
-        return f"Run(dir={str(self.dir)!r}, profile={self.profile.name!r}, seed={self.seed})"
+        where = display_path(self.dir)
+        return f"Run(dir={where!r}, profile={self.profile.name!r}, seed={self.seed})"
 
     def save_figure(self, fig, name: str):
         """Keep `fig` as `<run_dir>/figures/<name>.png` and return it, so a cell displays it."""
@@ -181,10 +192,13 @@ class Run:
 
 
 def setup(*, run_dir: str | Path = DEFAULT_RUN_DIR, profile: str = "smoke", seed: int = 0) -> Run:
-    """Validate the common parameters, create the run directory and seed everything."""
+    """Validate the common parameters, create the run directory and seed everything.
+
+    A `run_dir` that cannot be created or written (below a file, in a system folder) is a
+    ParameterError here, in a notebook's first cell, rather than an OSError in a later stage.
+    """
     prof = get_profile(profile)
     params.check_int("seed", seed, minimum=0)
-    path = resolve_run_dir(run_dir)
-    path.mkdir(parents=True, exist_ok=True)
+    path = params.check_folder("run_dir", resolve_run_dir(run_dir))
     seed_everything(seed)
     return Run(path, prof, seed)

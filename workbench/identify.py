@@ -2,8 +2,10 @@
 
 A `ProblemCard` records what the problem is (modality, task type, outputs, input shape) and
 derives what the model's head must be (units, activation, loss, metrics) and the baseline a
-model must beat. It takes plain arrays, never a loader: notebooks load labels with
-`workbench.data` and hand them over.
+model must beat. It also records the split (seed and fractions) drawn here, once: stage 3
+prepares the data with it, and the baseline is learned on its training part and scored on its
+test part. It takes plain arrays, never a loader: notebooks load labels with `workbench.data`,
+draw the split there and hand the labels over.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from workbench.files import atomic_write_json, read_json, sha256_bytes, to_json
 from workbench.task_types import MODALITIES, TASKS
 
 CARD_FILE = Path("problem") / "card.json"
+SPLIT_KEYS = ("seed", "val_fraction", "test_fraction")
+DEFAULT_SPLIT = {"seed": 0, "val_fraction": 0.1, "test_fraction": 0.2}  # also old cards' split
+MAX_FRACTION = 0.9  # a validation or test share above this leaves too little to train on
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,9 @@ def head_for(task: str, n: int) -> Head:
             "sigmoid",
             "binary_crossentropy",
             ("accuracy",),
-            "Two classes: one sigmoid unit gives P(positive); binary cross-entropy scores it.",
+            "Two classes: one sigmoid unit gives P(positive | x), and the other class gets 1 "
+            "minus it; binary cross-entropy scores it. Lying in [0, 1] does not make it "
+            "calibrated: that is measured on held-out data.",
         )
     if task == "multiclass":
         return Head(
@@ -52,9 +59,10 @@ def head_for(task: str, n: int) -> Head:
             "softmax",
             "sparse_categorical_crossentropy",
             ("accuracy",),
-            f"One of {n} classes: softmax turns {n} logits into probabilities that sum to 1 "
-            "(a conditional distribution); categorical cross-entropy scores the true class "
-            "(the sparse variant takes integer labels).",
+            f"One of {n} mutually exclusive classes: softmax turns {n} logits into one "
+            "distribution P(class | x) that sums to 1; categorical cross-entropy scores the true "
+            "class (the sparse variant takes integer labels). Calibration is measured on "
+            "held-out data, not given by the softmax.",
         )
     if task == "multilabel":
         return Head(
@@ -62,9 +70,10 @@ def head_for(task: str, n: int) -> Head:
             "sigmoid",
             "binary_crossentropy",
             ("binary_accuracy",),
-            f"{n} independent yes/no labels: one sigmoid per label (independent probabilities "
-            "that need not sum to 1); binary cross-entropy per label. Softmax would force the "
-            "labels to compete.",
+            f"{n} yes/no labels that can be true together: one sigmoid per label gives each its "
+            "own P(label | x), and they need not sum to 1; binary cross-entropy scores each "
+            "label. Softmax would force the labels to compete. Calibration is measured on "
+            "held-out data, not given by the sigmoid.",
         )
     return Head(
         n,
@@ -88,10 +97,12 @@ class ProblemCard:
     dataset: str = ""  # the data source the card was made from
     activation: str | None = None  # optional override of the head's activation (checked)
     baseline: dict[str, Any] = field(default_factory=dict, compare=False)  # what to beat
+    split: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SPLIT))  # seed, fractions
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
+        object.__setattr__(self, "split", check_split(self.split))
         _validate(self)
 
     @property
@@ -106,6 +117,14 @@ class ProblemCard:
         lower_is_better = self.baseline["metric"] == "mae"
         best = self.baseline["value"]
         return value < best if lower_is_better else value > best
+
+    def with_split(
+        self, split: dict[str, Any], y_train: np.ndarray, y_test: np.ndarray | None = None
+    ) -> ProblemCard:
+        """This card with `split` recorded and its baseline learned on `y_train`, the split's
+        training labels, and scored on `y_test`, its test labels."""
+        baseline = compute_baseline(self.task, y_train, y_test, class_names=self.class_names)
+        return dataclasses.replace(self, split=dict(split), baseline=baseline)
 
     def reasoning(self) -> str:
         """Why this head: the lines a student reads next to the card."""
@@ -150,6 +169,7 @@ class ProblemCard:
         h = self.head
         names = ", ".join(self.class_names[:10]) + (" ..." if len(self.class_names) > 10 else "")
         base = f"\n  baseline:    {self.baseline['description']}" if self.baseline else ""
+        sp = self.split
         return (
             f"ProblemCard({self.dataset or 'unnamed data'})\n"
             f"  modality:    {self.modality}, input shape {self.input_shape}\n"
@@ -157,8 +177,33 @@ class ProblemCard:
             + (f" [{names}]" if names else "")
             + f"\n  head:        Dense({h.units}) -> {h.activation}\n"
             f"  loss:        {h.loss}\n"
-            f"  metrics:     {', '.join(h.metrics)}" + base
+            f"  metrics:     {', '.join(h.metrics)}\n"
+            f"  split:       seed {sp['seed']}, validation {sp['val_fraction']}, "
+            f"test {sp['test_fraction']}" + base
         )
+
+
+def check_split(split: Any) -> dict[str, Any]:
+    """`split` as plain data {seed: int, val_fraction: float, test_fraction: float}, checked."""
+    owner = "ProblemCard split"
+    if not isinstance(split, dict) or sorted(split) != sorted(SPLIT_KEYS):
+        raise SpecError(
+            f"{owner}: expected a dict with keys {list(SPLIT_KEYS)}, got {split!r}. "
+            f"Example: {DEFAULT_SPLIT}."
+        )
+    seed = params.check_int("seed", split["seed"], minimum=0, error=SpecError, owner=owner)
+    fractions = {
+        name: params.check_number(
+            name, split[name], minimum=0.0, maximum=MAX_FRACTION, error=SpecError, owner=owner
+        )
+        for name in ("val_fraction", "test_fraction")
+    }
+    if sum(fractions.values()) >= 1.0:
+        raise SpecError(
+            f"{owner}: val_fraction + test_fraction must be below 1 so that training data "
+            f"remain, got {fractions['val_fraction']} + {fractions['test_fraction']}."
+        )
+    return {"seed": seed, **fractions}
 
 
 def _validate(card: ProblemCard) -> None:
@@ -207,46 +252,67 @@ def _validate(card: ProblemCard) -> None:
         )
 
 
-def compute_baseline(task: str, y: np.ndarray, *, class_names: Sequence[str] = ()) -> dict:
+def compute_baseline(
+    task: str,
+    y_train: np.ndarray,
+    y_test: np.ndarray | None = None,
+    *,
+    class_names: Sequence[str] = (),
+) -> dict:
     """What a model that ignores its input scores: the number every model must beat.
 
-    Classification: majority-class accuracy (multilabel: per-label majority, averaged).
-    Regression: the error of always predicting the mean.
+    The predictor is learned on `y_train` (the training split's labels) and scored on `y_test`
+    (the test split's, where models are scored); without `y_test`, on `y_train` itself.
+    Classification: the majority class (multilabel: each label's majority), its accuracy.
+    Regression: the median, which minimises the reported MAE; the mean, which minimises MSE,
+    is scored beside it.
     """
-    y = np.asarray(y)
-    if y.size == 0:
-        raise SpecError("compute_baseline: got no labels; expected a non-empty label array.")
+    held_out = y_test is not None
+    y_train = np.asarray(y_train)
+    y_test = np.asarray(y_test) if held_out else y_train
+    if y_train.size == 0 or y_test.size == 0:
+        which = ("training " if y_train.size == 0 else "test ") if held_out else ""
+        fix = " (a test split needs test_fraction > 0)" if which == "test " else ""
+        raise SpecError(
+            f"compute_baseline: got no {which}labels; expected a non-empty label array{fix}."
+        )
+    learned = " in the training split" if held_out else ""
+    scored = "on the test split" if held_out else "on these labels"
     if task in ("binary", "multiclass"):
-        values, counts = np.unique(y, return_counts=True)
-        top = int(np.argmax(counts))
-        label = values[top]
+        values, counts = np.unique(y_train, return_counts=True)
+        label = values[int(np.argmax(counts))]
         name = class_names[int(label)] if len(class_names) > int(label) else str(label)
-        acc = float(counts[top] / y.shape[0])
+        acc = float(np.mean(y_test == label))
         return {
             "metric": "accuracy",
             "value": round(acc, 4),
-            "predictor": f"majority class {name!r}",
-            "description": f"always predicting class {name!r} scores accuracy {acc:.3f}",
+            "predictor": f"majority class {name!r}{learned}",
+            "description": f"always predicting class {name!r}, the majority{learned}, scores "
+            f"accuracy {acc:.3f} {scored}",
         }
     if task == "multilabel":
-        positive = y.reshape(len(y), -1).mean(axis=0)
-        acc = float(np.maximum(positive, 1 - positive).mean())
+        majority = y_train.reshape(len(y_train), -1).mean(axis=0) > 0.5  # one answer per label
+        acc = float((y_test.reshape(len(y_test), -1) == majority).mean())
         return {
             "metric": "binary_accuracy",
             "value": round(acc, 4),
-            "predictor": "per-label majority",
-            "description": f"predicting each label's majority scores binary accuracy {acc:.3f}",
+            "predictor": f"per-label majority{learned}",
+            "description": f"predicting each label's majority{learned} scores binary accuracy "
+            f"{acc:.3f} {scored}",
         }
     if task == "regression":
-        y2 = y.reshape(len(y), -1).astype(float)
-        err = y2 - y2.mean(axis=0)
-        mae, mse = float(np.abs(err).mean()), float((err**2).mean())
+        fit = y_train.reshape(len(y_train), -1).astype(float)
+        target = y_test.reshape(len(y_test), -1).astype(float)
+        mae = float(np.abs(target - np.median(fit, axis=0)).mean())
+        mse = float(((target - fit.mean(axis=0)) ** 2).mean())
+        targets = "the training targets" if held_out else "the targets"
         return {
             "metric": "mae",
             "value": round(mae, 4),
             "mse": round(mse, 4),
-            "predictor": "mean of the targets",
-            "description": f"always predicting the mean scores MAE {mae:.3f} (MSE {mse:.3f})",
+            "predictor": f"median of {targets} (for MAE), their mean (for MSE)",
+            "description": f"always predicting {targets}' median (which minimises MAE) scores "
+            f"MAE {mae:.3f} {scored}; their mean (which minimises MSE) scores MSE {mse:.3f}",
         }
     raise SpecError(f"compute_baseline: unknown task {task!r}; expected one of {list(TASKS)}.")
 
@@ -259,9 +325,22 @@ def identify(
     input_shape: Sequence[int],
     class_names: Sequence[str] = (),
     dataset: str = "",
+    split: dict[str, Any] | None = None,
+    y_train: np.ndarray | None = None,
+    y_test: np.ndarray | None = None,
 ) -> ProblemCard:
-    """Make a card from the labels: count the outputs and compute the baseline."""
+    """Make a card from the labels `y`: count the outputs, record the split, compute the baseline.
+
+    `y_train` and `y_test` are the training and test labels of `split` (drawn by the caller,
+    e.g. with `workbench.data.split_targets`): the baseline is learned on the first and scored
+    on the second. Without them it is learned and scored on `y` itself.
+    """
     y = np.asarray(y)
+    if (y_train is None) != (y_test is None):
+        raise SpecError(
+            "identify: expected both y_train and y_test (the split's training and test labels) "
+            f"or neither, got only {'y_train' if y_test is None else 'y_test'}."
+        )
     if task in ("binary", "multiclass"):
         n = len(class_names) if class_names else int(np.unique(y).size)
         if y.ndim != 1:
@@ -279,7 +358,7 @@ def identify(
     else:
         n = 1 if y.ndim == 1 else y.shape[1]
     card = ProblemCard(modality, task, n, tuple(input_shape), tuple(class_names), dataset)
-    return dataclasses.replace(card, baseline=compute_baseline(task, y, class_names=class_names))
+    return card.with_split(split or DEFAULT_SPLIT, y if y_train is None else y_train, y_test)
 
 
 def save_card(card: ProblemCard, run_dir: str | Path) -> Path:

@@ -15,6 +15,7 @@ is never a valid number. Bounds are closed unless `exclusive_minimum` / `exclusi
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -200,4 +201,29 @@ def check_path(name: str, value: Any, *, must_exist: bool = True) -> Path:
             error=ParameterError,
             owner=None,
         )
+    return path
+
+
+def check_folder(name: str, value: Any) -> Path:
+    """Return `value` as a folder that exists and takes new files, creating it (and its parents)
+    if missing: a stage fails at the start with a clear message, not at its first write."""
+    path = check_path(name, value, must_exist=False)
+    blocker = next((p for p in (path, *path.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        where = "is a file" if blocker == path else f"lies below {str(blocker)!r}, which is a file"
+        hint = f"The path {where}; choose a folder path (a missing folder is created)."
+        raise _fail(name, str(path), "a folder", hint, error=ParameterError, owner=None)
+    step = "Creating it"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        step = "Writing a file in it"
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        hint = (
+            f"{step} failed ({e.strerror or e}); choose a folder of your own, such as one in "
+            "the repository or in your home folder."
+        )
+        expected = "a folder that can be created and written to"
+        raise _fail(name, str(path), expected, hint, error=ParameterError, owner=None) from None
     return path

@@ -3,6 +3,9 @@
 Every run goes into its own run directory; a failure names the notebook, the cell and the error.
 The kernel is the virtual environment's own `python3`: `JUPYTER_PATH` is pointed at the
 environment's Jupyter data first, so a user's global kernels are never used nor touched.
+While a notebook runs, the lines it prints (Keras' one line per epoch, ...) reach the terminal
+as they come, each prefixed with the notebook's name; those of exercise, solution and instructor
+cells, which speak to a student in JupyterLab, stay in the notebook.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from workbench.config import repo_root
 from workbench.errors import WorkbenchError
+from workbench.teaching import EXERCISE, INSTRUCTOR, SOLUTION, tags
 
 KERNEL = "python3"
 
@@ -71,6 +75,72 @@ def use_environment_kernel() -> None:
         os.environ["JUPYTER_PATH"] = os.pathsep.join([own, *filter(None, paths)])
 
 
+def _kernel_config():
+    """Kernel manager settings: CurveZMQ encryption between papermill and the kernel.
+
+    ipykernel 7 warns "Kernel is running over TCP without encryption" on every start unless the
+    manager hands it CurveZMQ keys; jupyter_client >= 8.10 does so for kernel specs that declare
+    support (`transport_encryption="auto"`), when pyzmq has CurveZMQ. Else nothing changes.
+    """
+    import zmq
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    if "transport_encryption" not in KernelManager.class_trait_names() or not zmq.has("curve"):
+        return Config()
+    return Config({"KernelManager": {"transport_encryption": "auto"}})
+
+
+class PrefixedLines:
+    """A file-like sink for a notebook's printed text: each complete line goes to `stream` at
+    once, prefixed (`04_train | Epoch 3/28`); blank lines are dropped, and of a line rewritten
+    with carriage returns (a progress bar) only its final state is kept."""
+
+    def __init__(self, stream: TextIO, prefix: str) -> None:
+        self.stream, self.prefix, self._partial = stream, prefix, ""
+        self.muted = False  # drop lines (e.g. while an exercise cell runs)
+
+    def write(self, text: str) -> int:
+        """Emit the complete lines of `text`; keep a trailing partial line for later."""
+        *lines, self._partial = (self._partial + text.replace("\r\n", "\n")).split("\n")
+        for line in lines:
+            self._emit(line)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def end_line(self) -> None:
+        """Emit the pending partial line, if any (a cell's output ends with the cell)."""
+        if self._partial:
+            self._emit(self._partial)
+            self._partial = ""
+
+    def close(self) -> None:
+        """Emit the last line and flush: the notebook has finished."""
+        self.end_line()
+        self.flush()
+
+    def _emit(self, line: str) -> None:
+        line = line.rsplit("\r", 1)[-1].rstrip()
+        if line and not self.muted:
+            self.stream.write(f"{self.prefix}{line}\n")
+
+
+def _streaming(notebook: Path) -> tuple[PrefixedLines, dict[str, Any]]:
+    """A sink for the notebook's printed lines on stdout, and the papermill options feeding it.
+
+    The lines replace papermill's cell-count bar, which they would tear apart.
+    """
+    lines = PrefixedLines(sys.stdout, f"{notebook.stem} | ")
+
+    def on_cell_start(cell: Any, cell_index: int) -> None:
+        lines.end_line()
+        lines.muted = bool(tags(cell) & {EXERCISE, SOLUTION, INSTRUCTOR})
+
+    return lines, {"stdout_file": lines, "stderr_file": lines, "on_cell_start": on_cell_start}
+
+
 def execute(
     notebook: str | Path,
     output: str | Path,
@@ -78,21 +148,28 @@ def execute(
     parameters: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> Path:
-    """Execute one notebook with papermill; raise NotebookFailure naming the failing cell."""
+    """Execute one notebook with papermill; raise NotebookFailure naming the failing cell.
+
+    `progress` streams the notebook's stdout and stderr lines to stdout while it runs (not
+    those of exercise, solution and instructor cells); `progress=False` prints nothing.
+    """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     use_environment_kernel()
     notebook, output = Path(notebook), Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    lines, streaming = _streaming(notebook) if progress else (None, {})
     try:
         pm.execute_notebook(
             str(notebook),
             str(output),
             parameters=parameters or {},
             kernel_name=KERNEL,
-            progress_bar=progress,
+            progress_bar=False,
             cwd=str(notebook.parent),
+            config=_kernel_config(),
+            **streaming,
         )
     except PapermillExecutionError as e:
         raise NotebookFailure(
@@ -102,6 +179,9 @@ def execute(
             (e.ename, e.evalue),
             output,
         ) from None
+    finally:
+        if lines is not None:
+            lines.close()
     return output
 
 

@@ -2,6 +2,8 @@
 
 Figures 1-3 are drawn from these definitions, notebooks are named after them, and a stage
 counts as done in a run directory when the run directory's index names a current version of it.
+A stage, or a part of figures 2-3 beyond the stages, is built once the notebook that teaches it
+exists; until then the figures mark it as planned.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ class Stage:
     @property
     def available(self) -> bool:
         """Whether the workbench has this stage's notebook yet (later stages are planned)."""
-        return (repo_root() / "notebooks" / f"{self.notebook}.ipynb").is_file()
+        return has_notebook(self.notebook)
+
+    def step_available(self, step: str) -> bool:
+        """Whether `step` is built: with the stage, unless PART_NOTEBOOKS names its own notebook."""
+        return self.available and (step not in PART_NOTEBOOKS or available(step))
 
     def __repr__(self) -> str:
         planned = "" if self.available else " - planned, not in the workbench yet"
@@ -62,6 +68,38 @@ REPRESENTATIONS: tuple[tuple[str, str], ...] = (
     ("pre-activation logits", "task 3"),
     ("post-activation independent probabilities", "task 4"),
 )
+# The layer behind each representation (in order) in the models `workbench.design.build` makes.
+# The fourth, one sigmoid per attribute beside the softmax class head, comes with the amalgamation
+# (PART_NOTEBOOKS); today a sigmoid is only ever the one head of a binary or multilabel card.
+REPRESENTATION_LAYERS: tuple[tuple[str, str], ...] = (
+    ("encoding", "the feature map as one vector"),
+    ("embedding", "Dense + ReLU on the encoding, if the spec has one"),
+    ("logits", "a multiclass head's softmax turns them into probabilities over exclusive classes"),
+    ("attribute head", "Dense + one sigmoid per attribute, beside the logits"),
+)
+
+# Parts of figures 2-3 beyond the five stages, and the notebook that will build each:
+# a part is planned until its notebook exists (a stage's other steps come with the stage).
+PART_NOTEBOOKS: dict[str, str] = {
+    "planning": "06_production",
+    "qa": "06_production",
+    "continuous learning": "06_production",  # a step of stage 5
+    "attribute head": "07_amalgamation",  # representation 4
+    "downstream tasks": "07_amalgamation",  # the tasks that reuse the representations
+    "serving pipeline": "07_amalgamation",  # versioned, reconfigurable serving components
+}
+
+
+def has_notebook(notebook: str) -> bool:
+    """Whether `notebooks/<notebook>.ipynb` exists in the repository."""
+    return (repo_root() / "notebooks" / f"{notebook}.ipynb").is_file()
+
+
+def available(part: str) -> bool:
+    """Whether the workbench builds `part` (a key of PART_NOTEBOOKS) yet: its notebook exists."""
+    if part not in PART_NOTEBOOKS:
+        raise KeyError(f"Unknown part {part!r}; expected one of {list(PART_NOTEBOOKS)}.")
+    return has_notebook(PART_NOTEBOOKS[part])
 
 
 def stage(key: str) -> Stage:

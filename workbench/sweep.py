@@ -1,5 +1,8 @@
 """Parameter sweeps (`workbench batch`): one notebook over a grid, points run in parallel, each in
 its own run directory sharing the upstream artifacts; then one comparison (JSON, figure, MLflow).
+
+The winner is chosen by a validation metric, never by a test metric: the test numbers stay in
+the table as the final, once-only estimate of the chosen point, and choose nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class SweepPoint:
     run_dir: Path
     output: Path
     error: str | None = None  # the failure (notebook, cell, error), None when it completed
-    metrics: dict[str, Any] = field(default_factory=dict)  # the run's train/metrics.json
+    metrics: dict[str, Any] = field(default_factory=dict)  # the run's train/<run_id>/metrics.json
     seconds: float = 0.0
 
     @property
@@ -58,20 +61,67 @@ class SweepResult:
     points: list[SweepPoint]
 
     def table(self) -> list[dict[str, Any]]:
-        """One row per point: its parameters, status, time and the numbers it measured."""
+        """One row per point: its parameters, status, time, the numbers it measured (validation
+        numbers of its selected weights, then test numbers) and its rank by `chosen_by()`."""
+        metric, ranked = self.ranking()
         rows = []
         for p in self.points:
             numbers = {k: v for k, v in p.metrics.items() if isinstance(v, int | float)}
+            numbers.update(_validation(p))
             test = p.metrics.get("test", {})
             numbers.update({f"test_{k}": v for k, v in test.items() if isinstance(v, int | float)})
             status = "ok" if p.ok else "failed"
+            rank = ranked.index(p) + 1 if p in ranked else None
             rows.append(
                 {**p.parameters, "status": status, "seconds": round(p.seconds, 1), **numbers}
+                | {"rank": rank}
             )
         return rows
 
+    def ranking(self) -> tuple[str | None, list[SweepPoint]]:
+        """The validation metric that chooses (the first of SWEEP_METRICS a completed point
+        measured) and the completed points that measured it, best first; (None, []) if none."""
+        measured = [_validation(p) for p in self.points]
+        for metric, higher in SWEEP_METRICS.items():
+            ranked = [p for p, v in zip(self.points, measured, strict=True) if metric in v]
+            if ranked:
+                ranked.sort(key=lambda p: _validation(p)[metric], reverse=higher)
+                return metric, ranked
+        return None, []
+
+    def winner(self) -> SweepPoint | None:
+        """The point with the best validation metric, or None when no point measured one."""
+        ranked = self.ranking()[1]
+        return ranked[0] if ranked else None
+
+    def summary(self) -> str:
+        """One line: which validation metric chose which point, and what the test numbers are."""
+        metric, ranked = self.ranking()
+        if metric is None:
+            return (
+                "no winner: no completed point measured a validation metric "
+                f"({', '.join(SWEEP_METRICS)}); test numbers never choose"
+            )
+        best = ranked[0]
+        better = "higher" if SWEEP_METRICS[metric] else "lower"
+        return (
+            f"winner: point {best.index} ({_describe(best.parameters)}), chosen by {metric} "
+            f"{_validation(best)[metric]:.4f} on the validation split ({better} is better); "
+            "test_* is the final, once-only estimate and chose nothing"
+        )
+
     def failures(self) -> list[SweepPoint]:
         return [p for p in self.points if not p.ok]
+
+
+def _validation(p: SweepPoint) -> dict[str, float]:
+    """Validation numbers of the point's selected weights (empty for a failed point)."""
+    numbers = p.metrics.get("validation", {}) if p.ok else {}
+    return {k: v for k, v in numbers.items() if isinstance(v, int | float)}
+
+
+def _describe(parameters: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in parameters.items())
 
 
 def parse_value(text: str) -> Any:
@@ -177,28 +227,51 @@ def sweep(
     return SweepResult(notebook.name, folder, points)
 
 
-SWEEP_METRICS = ("test_accuracy", "test_binary_accuracy", "test_mae")  # the first one present
+SWEEP_METRICS = {  # validation metric that chooses the winner: the first one measured
+    "val_accuracy": True,  # True: higher is better
+    "val_binary_accuracy": True,
+    "val_mae": False,
+    "val_loss": False,
+}
 
 
 def report_sweep(result: SweepResult, *, track: bool = True) -> list[dict[str, Any]]:
     """Gather a sweep: `results.json` and `comparison.png` in its folder, and one MLflow run
-    (experiment "workbench-sweeps") holding the grid, each point's numbers and both files."""
+    (experiment "workbench-sweeps") holding the grid, each point's numbers and both files.
+    Each says which validation metric chose the winner, and names it."""
     from workbench.plots.sweep import plot_sweep
 
     rows = result.table()
     names = list(result.points[0].parameters) if result.points else []
-    atomic_write_json(result.folder / "results.json", rows)
-    metric = next((m for m in SWEEP_METRICS if any(m in r for r in rows)), "seconds")
-    fig = plot_sweep(rows, names, metric=metric, title=f"Sweep of {result.notebook}")
+    metric, winner = result.ranking()[0], result.winner()
+    chosen = {
+        "chosen_by": metric,
+        "higher_is_better": SWEEP_METRICS.get(metric),
+        "winner": None if winner is None else {"point": winner.index, **winner.parameters},
+    }
+    report = {"notebook": result.notebook, "summary": result.summary(), **chosen, "rows": rows}
+    atomic_write_json(result.folder / "results.json", report)
+    fig = plot_sweep(
+        rows,
+        names,
+        metric=metric or "seconds",
+        higher_is_better=SWEEP_METRICS.get(metric),
+        winner=None if winner is None else result.points.index(winner),
+        title=f"Sweep of {result.notebook}",
+    )
     save_figure(fig, result.folder / "comparison.png")
     if track:
         from workbench import tracking
 
         grid = {n: [p.parameters[n] for p in result.points] for n in names}
+        label = (
+            "none" if winner is None else f"point {winner.index} ({_describe(winner.parameters)})"
+        )
         tracker = tracking.start_tracking(
             result.folder.name,
             experiment="workbench-sweeps",
-            params={"notebook": result.notebook, "grid": grid},
+            params={"notebook": result.notebook, "grid": grid, "chosen_by": str(metric)},
+            tags={"chosen_by": str(metric), "winner": label},
         )
         for i, row in enumerate(rows):
             numbers = {

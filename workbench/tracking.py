@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from workbench import params as checks
 from workbench.config import load_keras, repo_root
 from workbench.files import atomic_write_text
 
@@ -34,6 +35,17 @@ if TYPE_CHECKING:
 EXPERIMENT = "workbench-train"  # one experiment per notebook stage
 URI_ENV = "MLFLOW_TRACKING_URI"
 MAX_PARAM = 500  # longer parameter values are cut (MLflow's limit is 6,000 characters)
+SUMMARY_PARAMS = (  # what `run_summary` shows of a run's params: the model and how it trained
+    "spec.name",
+    "config.epochs",
+    "config.batch_size",
+    "config.learning_rate",
+    "config.schedule",
+    "config.augment",
+    "config.seed",
+)
+SUMMARY_TAGS = ("data_source", "data_version", "data_content_sha256", "selected")  # lineage
+SUMMARY_METRICS = ("selected_val_", "test_")  # prefixes: the selected weights' numbers
 
 
 def tracking_uri() -> str:
@@ -154,12 +166,16 @@ class Tracker:
     def log_result(
         self, metrics: dict[str, Any], folder: Path, *, model=None, example=None
     ) -> None:
-        """Final metrics (test_*, best_*), the run folder's files, and the model as an MLflow
-        Keras model (explicit pip requirements, so no inference subprocess; the signature from
-        a few `example` inputs)."""
+        """Final metrics (test_*, best_*, and selected_val_*: the validation numbers of the
+        weights that were tested, which choose between runs), which weights those are (tag
+        "selected"), the run folder's files, and the model as an MLflow Keras model (explicit
+        pip requirements, so no inference subprocess; the signature from a few `example`
+        inputs)."""
         final = {f"test_{k}": v for k, v in metrics["test"].items()}
         final |= {f"best_{k}": v for k, v in metrics["best"].items()}
+        final |= {f"selected_{k}": v for k, v in metrics["validation"].items()}
         self.log_metrics({**final, "seconds": metrics["seconds"]}, step=metrics["epochs_run"])
+        self.client.set_tag(self.run_id, "selected", metrics["selected"])
         if metrics.get("spec"):
             self.client.log_dict(self.run_id, metrics["spec"], "spec.json")
         for name in ("model.keras", "metrics.json", "history.json"):
@@ -221,7 +237,9 @@ def log_figures(run_id: str, figures: dict[str, Figure]) -> None:
 
 def list_runs(experiment: str = EXPERIMENT, *, max_results: int = 100) -> list[dict[str, Any]]:
     """The experiment's runs, newest first, as flat rows (a table): name, status, start,
-    lineage tags, latest metrics and params."""
+    lineage tags, which weights were selected, latest metrics and params. Metrics include
+    `selected_val_*` (validation numbers of the selected weights: compare runs by these) and
+    `test_*` (the final estimate, not for choosing)."""
     client = _client()
     found = client.get_experiment_by_name(experiment)
     if found is None:
@@ -241,8 +259,27 @@ def list_runs(experiment: str = EXPERIMENT, *, max_results: int = 100) -> list[d
                     "%Y-%m-%d %H:%M:%S", time.localtime(r.info.start_time / 1e3)
                 ),
                 "data_version": tags.get("data_version", ""),
+                "selected": tags.get("selected", ""),
                 **dict(r.data.metrics),
                 **dict(r.data.params),
             }
         )
     return rows
+
+
+def run_summary(mlflow_run_id: str) -> list[dict[str, Any]]:
+    """What the store holds for one run, as table rows {"recorded as", "name", "value"}: the
+    main params (spec and training config), the lineage tags (data version, content hash) and
+    which weights were selected, then those weights' validation metrics and the test metrics
+    (rounded to 4 decimals). No MLflow ids, times or paths: a committed notebook may print it."""
+    checks.check_str("mlflow_run_id", mlflow_run_id)
+    data = _client().get_run(mlflow_run_id).data
+    rows = [("param", k, data.params[k]) for k in SUMMARY_PARAMS if k in data.params]
+    rows += [("tag", k, data.tags[k]) for k in SUMMARY_TAGS if k in data.tags]
+    rows += [
+        ("metric", k, round(v, 4))
+        for prefix in SUMMARY_METRICS
+        for k, v in sorted(data.metrics.items())
+        if k.startswith(prefix)
+    ]
+    return [{"recorded as": kind, "name": name, "value": value} for kind, name, value in rows]

@@ -8,8 +8,12 @@ What `train` adds to `fit`: the data feed, a learning-rate schedule with warmup,
 a new regression head that starts at the training targets' mean, augmentation of training
 batches only, early stopping, the best epoch kept as `best.keras`, resume after an interruption
 (Keras' `BackupAndRestore`), the trained model and its metrics in `<run_dir>/train/<run_id>/`,
-and (optionally) an MLflow run. Progress is Keras' own, one line
-per epoch; a notebook passes a live plot in `callbacks`. This module imports no view.
+and (optionally) an MLflow run. Progress is Keras' own, one line per epoch; a notebook passes a
+live plot in `callbacks`. This module imports no view.
+
+One rule selects the model that is tested and saved as `model.keras`: with a validation split
+and `checkpoint=True`, the best epoch by validation loss (its weights restored from
+`best.keras`); otherwise the final weights. `metrics.json` and `TrainResult.selected` say which.
 
 The Keras classes it uses live at module top level elsewhere: the schedule in
 `workbench.schedules` (the module that registers what a saved model refers to), the callbacks in
@@ -65,14 +69,14 @@ class TrainConfig:
     warmup_epochs: float = 0.0  # linear warmup from ~0 to learning_rate; 0 = start at the peak
     schedule: str = "constant"  # after warmup: "cosine" decays to 0 at the last step, "constant"
     optimizer: str = "adam"  # Adam: per-weight step sizes, forgiving of the learning rate
-    patience: int = 0  # early stopping after this many epochs without a better val_loss; 0 = off
+    patience: int = 0  # stop after this many epochs without a better val_loss (stop only); 0 = off
     class_weight: str | dict[int, float] | None = None  # "balanced" = n / (k * count) per class
     augment: bool = False  # random rotation/translation/zoom of training images (never at test)
     rotation: float = 0.05  # augmentation: fraction of a full turn
     translation: float = 0.1  # augmentation: fraction of the height and width
     zoom: float = 0.1  # augmentation: fraction of the size
     seed: int = 0  # seeds weights, shuffling and augmentation: same seed, same model
-    checkpoint: bool = True  # keep the epoch with the lowest val_loss as best.keras
+    checkpoint: bool = True  # keep the epoch with the lowest val_loss as best.keras, and select it
 
     def __post_init__(self) -> None:
         params.check_int("epochs", self.epochs, minimum=1)
@@ -101,7 +105,7 @@ class TrainConfig:
     def for_profile(
         cls, profile: str, *, card: ProblemCard | None = None, **changes: Any
     ) -> TrainConfig:
-        """The profile's recipe: `smoke` = one short epoch, `full` = the 98 % mnist5k recipe.
+        """The profile's recipe: `smoke` = 8 epochs on digits, `full` = the 98 % mnist5k recipe.
         With a `card` the recipe fits its modality (image augmentation only for images).
         A change given as None keeps the profile's value (a notebook parameter left unset)."""
         prof = get_profile(profile)
@@ -128,7 +132,7 @@ class TrainConfig:
 
 
 PROFILE_CONFIGS: dict[str, dict[str, Any]] = {  # on top of the profile's epochs and batch size
-    "smoke": {},  # one epoch (config.PROFILES), constant learning rate, no augmentation
+    "smoke": {},  # 8 epochs (config.PROFILES), constant learning rate, no augmentation
     # compact_bn + augmentation + BN momentum 0.9 (in the spec) + cosine Adam 2e-3 with warmup,
     # 28 epochs: 98.6 % +- 0.4 test on mnist5k in ~128 s on 2 cores (seeds 0-2,
     # benchmarks/full_profile.py; a first measurement on a busier machine: 98.2 % in ~250 s).
@@ -168,6 +172,11 @@ class TrainResult:
         return self.metrics["best_epoch"]
 
     @property
+    def selected(self) -> str:
+        """Which weights the model holds (tested, saved): "best epoch 6 of 8 by val_loss"."""
+        return self.metrics["selected"]
+
+    @property
     def test(self) -> dict[str, float]:
         return self.metrics["test"]
 
@@ -176,18 +185,19 @@ class TrainResult:
         return self.metrics["seconds"]
 
     def __repr__(self) -> str:
-        best = ", ".join(f"{k} {v:.4f}" for k, v in self.metrics["best"].items())
+        """What a committed notebook output may show: nothing machine-specific or random (no
+        absolute path, time or MLflow id; those stay attributes and in metrics.json)."""
+        val = ", ".join(f"{k} {v:.4f}" for k, v in self.metrics["validation"].items())
         test = ", ".join(f"{k} {v:.4f}" for k, v in self.test.items())
-        lines = [
-            f"TrainResult({self.run_id!r})",
-            f"  epochs:  {self.epochs} (best epoch {self.best_epoch + 1}: {best})",
-            f"  test:    {test}",
-            f"  time:    {self.seconds:.1f} s",
-            f"  model:   {self.model_path}",
-        ]
-        if self.mlflow_run_id:
-            lines.append(f"  mlflow:  run {self.mlflow_run_id}")
-        return "\n".join(lines)
+        return "\n".join(
+            [
+                f"TrainResult({self.run_id!r})",
+                f"  epochs:  {self.epochs}",
+                f"  weights: {self.selected}" + (f" ({val})" if val else ""),
+                f"  test:    {test}",
+                f"  model:   {TRAIN_DIR}/{self.run_id}/{self.model_path.name}",
+            ]
+        )
 
 
 def learning_rate_schedule(
@@ -263,16 +273,19 @@ def train(
     callbacks: tuple | list = (),
     track: bool = True,
     run_id: str | None = None,
-    verbose: int | str = 2,
+    verbose: int = 2,
 ) -> TrainResult:
     """Fit a model (built from a spec, or given) on `version`, save it and make it current.
 
     Re-running an interrupted call (same model, data and config) resumes after the last
     finished epoch. `callbacks` are extra Keras callbacks, e.g. `widgets.train.LivePlot()`.
-    `verbose=2` prints one line per epoch (good in notebooks and logs), 0 prints nothing.
+    `verbose=2` prints one line per epoch with its metrics (good in notebooks and logs; no
+    timings, so committed outputs stay machine-independent), 1 Keras' progress bar, 0 nothing.
     """
-    from workbench.callbacks import BestCheckpoint, EpochLog
+    from workbench.callbacks import BestCheckpoint, EpochLine, EpochLog
     from workbench.data.serving import feed
+
+    params.check_choice("verbose", verbose, (0, 1, 2))
 
     keras = load_keras()
     config = TrainConfig() if config is None else config
@@ -318,12 +331,10 @@ def train(
         cbs.append(
             BestCheckpoint(out / "best.keras", inner=model, prior=list(rows), monitor=monitor)
         )
+    if verbose == 2:
+        cbs.append(EpochLine(config.epochs))
     if config.patience:
-        cbs.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=config.patience, restore_best_weights=True
-            )
-        )
+        cbs.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience))
     tracker = None
     if track:
         from workbench import tracking
@@ -342,12 +353,22 @@ def train(
             epochs=config.epochs,
             class_weight=weights,
             callbacks=[*cbs, *callbacks],
-            verbose=verbose,
+            verbose=1 if verbose == 1 else 0,
         )
         history = history_from_rows(rows)
+        selected_epoch, selected = _selection(history, has_val and config.checkpoint, has_val)
+        if selected_epoch < len(history["loss"]) - 1:
+            model.load_weights(out / "best.keras")  # the selected epoch's weights
         test = model.evaluate(feed(version, "test", batch_size=256), verbose=0, return_dict=True)
         _save_model(model, out / "model.keras")
         metrics = _metrics(run_id, version, config, spec, history, test, monitor, start)
+        metrics |= {
+            "selected": selected,
+            "selected_epoch": selected_epoch,
+            "validation": {
+                k: v[selected_epoch] for k, v in history.items() if k.startswith("val_")
+            },
+        }
         atomic_write_json(out / "metrics.json", metrics)
         set_current(run_dir, STAGE, run_id)
         if tracker:
@@ -385,6 +406,17 @@ def history_from_rows(rows: list[dict[str, float]]) -> dict[str, list[float]]:
     without the learning rate (the schedule, not a result)."""
     keys = list(rows[0]) if rows else []
     return {k: [r.get(k, float("nan")) for r in rows] for k in keys if k != "learning_rate"}
+
+
+def _selection(history: dict[str, list[float]], best: bool, has_val: bool) -> tuple[int, str]:
+    """(0-based epoch, description) of the weights the model keeps: with `best`, the epoch with
+    the lowest val_loss; otherwise the last one."""
+    n = len(history["loss"])
+    if best:
+        epoch = int(np.nanargmin(history["val_loss"]))
+        return epoch, f"best epoch {epoch + 1} of {n} by val_loss"
+    why = "checkpoint=False" if has_val else "no validation split"
+    return n - 1, f"final weights of epoch {n} ({why})"
 
 
 def _metrics(run_id, version, config, spec, history, test, monitor, start) -> dict[str, Any]:

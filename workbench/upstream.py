@@ -2,11 +2,15 @@
 
 A notebook opened on its own still works: when its upstream artifact (problem card, data set
 version) is missing from the run directory, it is built with the profile's defaults, as the
-upstream notebook would, and the notebook says so.
+upstream notebook would, and the notebook says so. The split is drawn once, by stage 1: the
+card records it, and the data set version is prepared with it.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from workbench import params
 from workbench.config import Run, current
 from workbench.data import (
     DatasetVersion,
@@ -14,16 +18,31 @@ from workbench.data import (
     load_source,
     load_version,
     prepare,
+    split_targets,
     targets,
 )
 from workbench.design import ModelSpec, default_preset, load_spec, preset, save_spec
-from workbench.identify import CARD_FILE, ProblemCard, identify, load_card, save_card
+from workbench.identify import (
+    CARD_FILE,
+    DEFAULT_SPLIT,
+    MAX_FRACTION,
+    ProblemCard,
+    check_split,
+    identify,
+    load_card,
+    save_card,
+)
 
 
-def card_for(dataset: str, task: str = "multiclass") -> ProblemCard:
-    """Stage 1 on a named data source: load its labels, build the task's targets, identify."""
+def card_for(
+    dataset: str, task: str = "multiclass", *, split: dict[str, Any] | None = None
+) -> ProblemCard:
+    """Stage 1 on a named data source: load its labels, build the task's targets, draw the
+    split (default: seed 0, 10 % validation, 20 % test) and identify."""
+    split = check_split(dict(split or DEFAULT_SPLIT))
     raw = load_source(dataset)
     y, names = targets(raw, task)
+    y_train, y_test = split_targets(raw, task, **split)
     return identify(
         y,
         modality=raw.modality,
@@ -31,33 +50,92 @@ def card_for(dataset: str, task: str = "multiclass") -> ProblemCard:
         input_shape=input_shape(raw),
         class_names=names,
         dataset=dataset,
+        split=split,
+        y_train=y_train,
+        y_test=y_test,
     )
 
 
-def ensure_card(run: Run, *, task: str = "multiclass") -> ProblemCard:
-    """The run directory's problem card, or a new one on the profile's data set (said so)."""
+def ensure_card(
+    run: Run,
+    *,
+    task: str = "multiclass",
+    val_fraction: float | None = None,
+    test_fraction: float | None = None,
+) -> ProblemCard:
+    """The run directory's problem card, or a new one on the profile's data set (said so).
+    Fractions given (not None) that differ from the card's split re-split it (`resplit_card`)."""
     if (run.dir / CARD_FILE).is_file():
-        return load_card(run.dir)
+        card = load_card(run.dir)
+        return resplit_card(run, card, val_fraction=val_fraction, test_fraction=test_fraction)
     print(
         f"No problem card in this run directory yet: identifying one with defaults "
         f"(dataset={run.profile.dataset!r}, task={task!r}), as notebook 01_identify would."
     )
-    card = card_for(run.profile.dataset, task)
+    split = {**DEFAULT_SPLIT, "seed": run.seed, **_given(val_fraction, test_fraction)}
+    card = card_for(run.profile.dataset, task, split=split)
     save_card(card, run.dir)
     return card
 
 
+def resplit_card(
+    run: Run,
+    card: ProblemCard,
+    *,
+    val_fraction: float | None = None,
+    test_fraction: float | None = None,
+) -> ProblemCard:
+    """`card` if the given fractions are None or the card's own; else the card re-split with
+    them (the card's seed), its baseline recomputed on the new split, and saved (said so)."""
+    split = check_split({**card.split, **_given(val_fraction, test_fraction)})
+    if split == card.split:
+        return card
+    y_train, y_test = split_targets(load_source(card.dataset), card.task, **split)
+    new = card.with_split(split, y_train, y_test)
+    save_card(new, run.dir)
+    print(
+        f"The split (validation {split['val_fraction']}, test {split['test_fraction']}) differs "
+        f"from the card's (validation {card.split['val_fraction']}, test "
+        f"{card.split['test_fraction']}): re-saved the card with it and a recomputed baseline: "
+        f"{new.baseline['description']}."
+    )
+    return new
+
+
+def _given(val_fraction: float | None, test_fraction: float | None) -> dict[str, float]:
+    """The fractions given (not None), checked as notebook parameters."""
+    given = {"val_fraction": val_fraction, "test_fraction": test_fraction}
+    return {
+        name: params.check_number(name, value, minimum=0.0, maximum=MAX_FRACTION)
+        for name, value in given.items()
+        if value is not None
+    }
+
+
 def ensure_data(run: Run, card: ProblemCard) -> DatasetVersion:
-    """The current data set version if it matches the card, else one prepared with defaults."""
+    """The current data set version if it matches the card (source, task and split), else one
+    prepared with the card's split (said so)."""
     if current(run.dir, "data"):
         version = load_version(run.dir)
-        if version.source == card.dataset and version.task == card.task:
+        if (version.source, version.task) == (card.dataset, card.task) and _same_split(
+            version, card
+        ):
             return version
     print(
-        f"No data set version for {card.dataset!r} ({card.task}) in this run directory yet: "
-        "preparing one with defaults, as notebook 03_data would."
+        f"No data set version for {card.dataset!r} ({card.task}, the card's split) in this run "
+        "directory yet: preparing one with the card's split, as notebook 03_data would."
     )
-    return prepare(card.dataset, run_dir=run.dir, task=card.task, seed=run.seed)
+    return prepare(card.dataset, run_dir=run.dir, task=card.task, **card.split)
+
+
+def _same_split(version: DatasetVersion, card: ProblemCard) -> bool:
+    """Whether `version` was prepared with the card's split (a source's own test set, recorded
+    as test_fraction None, matches any test fraction)."""
+    drawn = version.manifest["parameters"]
+    return all(
+        drawn.get(k) == v or (k == "test_fraction" and drawn.get(k) is None)
+        for k, v in card.split.items()
+    )
 
 
 def ensure_spec(run: Run, card: ProblemCard) -> ModelSpec:

@@ -12,7 +12,14 @@ imported, which this package does not do.
 """
 
 from workbench.data.analysis import DataReport, analyze
-from workbench.data.prepare import TASKS, input_shape, prepare, targets
+from workbench.data.prepare import (
+    TASKS,
+    input_shape,
+    prepare,
+    split_indices,
+    split_targets,
+    targets,
+)
 from workbench.data.sources import DOWNLOADS, RawData, list_sources, load_source
 from workbench.data.transform import (
     ATTRIBUTE_NAMES,
@@ -43,6 +50,8 @@ __all__ = [
     "load_source",
     "load_version",
     "prepare",
+    "split_indices",
+    "split_targets",
     "stratified_split",
     "targets",
     "to_channels_last",

@@ -47,9 +47,7 @@ def prepare(
     raw = load_source(source, **source_kwargs)
     y, class_names = targets(raw, task)
     predefined = raw.predefined_test is not None
-    train, val, test = stratified_split(
-        raw.y, val_fraction, 0.0 if predefined else test_fraction, seed
-    )
+    train, val, test = split_indices(raw, seed, val_fraction, test_fraction)
     if len(train) == 0:
         raise DataError(f"prepare: no training samples left from {len(raw.y)} in {source!r}.")
     x = to_channels_last(raw.x) if raw.modality == "image" else raw.x  # (N, H, W, C) or (N, F)
@@ -58,9 +56,9 @@ def prepare(
         "x_val": x[val], "y_val": y[val],
     }  # fmt: skip
     if predefined:
-        x_test, y_test_raw = raw.predefined_test
+        x_test = raw.predefined_test[0]
         arrays["x_test"] = to_channels_last(x_test) if raw.modality == "image" else x_test
-        arrays["y_test"] = targets(replace(raw, x=x_test, y=y_test_raw), task)[0]
+        arrays["y_test"] = _predefined_targets(raw, task)
     else:
         arrays["x_test"], arrays["y_test"] = x[test], y[test]
     transform = Transform.fit(
@@ -93,6 +91,32 @@ def prepare(
         transform=transform,
         notes=notes,
     )
+
+
+def split_indices(
+    raw: RawData, seed: int, val_fraction: float, test_fraction: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, val, test) indices into `raw` as `prepare` draws them (`stratified_split` of the
+    raw labels); a source with its own test set keeps it, so its drawn test part is empty."""
+    test_fraction = 0.0 if raw.predefined_test is not None else test_fraction
+    return stratified_split(raw.y, val_fraction, test_fraction, seed)
+
+
+def split_targets(
+    raw: RawData, task: str, *, seed: int, val_fraction: float, test_fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The training and test targets of the split `prepare(seed=..., ...)` draws, e.g. for
+    stage 1's baseline (learned on the first, scored on the second)."""
+    y = targets(raw, task)[0]
+    train, _, test = split_indices(raw, seed, val_fraction, test_fraction)
+    if raw.predefined_test is not None:
+        return y[train], _predefined_targets(raw, task)
+    return y[train], y[test]
+
+
+def _predefined_targets(raw: RawData, task: str) -> np.ndarray:
+    x_test, y_test_raw = raw.predefined_test
+    return targets(replace(raw, x=x_test, y=y_test_raw), task)[0]
 
 
 def input_shape(raw: RawData) -> tuple[int, ...]:

@@ -25,7 +25,7 @@ PRIME_DIGITS = (2, 3, 5, 7)
 
 
 def digit_attributes(labels: np.ndarray) -> np.ndarray:
-    """Four independent 0/1 attributes of digit labels: even, > 4, closed loop, prime."""
+    """Four 0/1 attributes of digits, which can be true together: even, > 4, closed loop, prime."""
     d = np.asarray(labels).astype(np.int64)
     if d.ndim != 1 or (d.size and (d.min() < 0 or d.max() > 9)):
         raise DataError(

@@ -1,18 +1,23 @@
 """Stage 2: design the model as data (stem -> learner -> task), inspect it, then build it.
 
 spec = preset("compact", card)           # a ModelSpec adapted to the card's input
-print(summarize(spec, card))             # layers, params, MACs: pure Python, no Keras
+summary = summarize(spec, card)          # layers, params, MACs: pure Python, no Keras
+print(layer_cost(summary, "stem_conv1")) # one layer's parameter and MAC formulas, filled in
+print(keras_code(spec, card))            # the same model as plain Keras functional-API code
 model = build(spec, card)                # the keras.Model, with named representations
 save_spec(spec, run.dir)                 # <run_dir>/design/spec.json, current in the index
 """
 
 from workbench.design.build import build, check_model
+from workbench.design.listing import keras_code
 from workbench.design.plan import (
     NAMED_OUTPUTS,
+    LayerCost,
     LayerRow,
     Summary,
     format_summary,
     human,
+    layer_cost,
     summarize,
     validate,
 )
@@ -23,6 +28,7 @@ __all__ = [
     "NAMED_OUTPUTS",
     "PRESETS",
     "Group",
+    "LayerCost",
     "LayerRow",
     "ModelSpec",
     "Stem",
@@ -34,6 +40,8 @@ __all__ = [
     "default_preset",
     "format_summary",
     "human",
+    "keras_code",
+    "layer_cost",
     "list_presets",
     "load_spec",
     "preset",

@@ -7,7 +7,8 @@ counts parameters and multiply-adds (MACs) from layer shapes, and lists the exac
 
 MACs per example: Conv2D Hout*Wout*Cout*kh*kw*Cin; DepthwiseConv2D Hout*Wout*C*kh*kw;
 Dense in*out; BatchNormalization, pooling, activations and additions are counted as 0.
-FLOPs = 2 x MACs (one multiply and one add).
+FLOPs = 2 x MACs (one multiply and one add). `layer_cost` spells out both formulas for one layer,
+the parameters recomputed from the layer's shapes (see its docstring).
 """
 
 from __future__ import annotations
@@ -91,6 +92,83 @@ def human(n: float) -> str:
         if n >= size:
             return f"{n / size:.3g} {unit}" if n < 100 * size else f"{n / size:.4g} {unit}"
     return str(int(n))
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One layer's parameters and multiply-adds, each as formula = numbers = value."""
+
+    name: str
+    kind: str
+    shapes: str  # "8x8x32 -> 8x8x64"
+    params: int  # all weights, as layer.count_params() counts them
+    trainable: int  # the weights training changes (BatchNormalization: gamma and beta)
+    macs: int
+    params_formula: str  # "kh·kw·Cin·Cout + Cout = 3·3·32·64 + 64 = 18,496"
+    macs_formula: str  # "Hout·Wout·Cout·kh·kw·Cin = 8·8·64·3·3·32 = 1,179,648"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.name} ({self.kind}, {self.shapes})\n"
+            f"  parameters  {self.params_formula}\n"
+            f"  MACs        {self.macs_formula}"
+        )
+
+
+def layer_cost(summary: Summary, name: str) -> LayerCost:
+    """The parameter and multiply-add formulas of layer `name`, filled in with its shapes.
+
+    Parameters per kind (Cin, Cout channels in and out, kh x kw the kernel):
+    Conv2D kh·kw·Cin·Cout + Cout; DepthwiseConv2D kh·kw·C + C; Dense in·out + out (no bias term
+    when a BatchNormalization follows: its beta shifts instead); BatchNormalization 4·C, of which
+    2·C (gamma, beta) trainable and 2·C (moving mean and variance) not. A Keras SeparableConv2D
+    would be kh·kw·Cin + Cin·Cout + Cout; the workbench's separable block keeps its depthwise and
+    1x1 pointwise convolutions as two layers, each followed by BatchNormalization (or a bias).
+    The parameters are recomputed here from the shapes, independently of the walk.
+    """
+    row = summary.row(name)
+    shape_in = summary.row(row.inputs[0]).output_shape if row.inputs else row.output_shape
+    shape_out, c = row.output_shape, row.config
+    bias = c.get("use_bias", False)
+    if row.kind == "Conv2D":
+        k, cin, cout = c["kernel_size"], shape_in[-1], c["filters"]
+        params, p_text = _terms("kh·kw·Cin·Cout", (k, k, cin, cout), bias=("Cout", cout, bias))
+        macs, m_text = _terms("Hout·Wout·Cout·kh·kw·Cin", (*shape_out[:2], cout, k, k, cin))
+    elif row.kind == "DepthwiseConv2D":
+        k, ch = c["kernel_size"], shape_in[-1]
+        params, p_text = _terms("kh·kw·C", (k, k, ch), bias=("C", ch, bias))
+        macs, m_text = _terms("Hout·Wout·C·kh·kw", (*shape_out[:2], ch, k, k))
+    elif row.kind == "Dense":
+        n, units = shape_in[-1], c["units"]
+        params, p_text = _terms("in·out", (n, units), bias=("out", units, bias))
+        macs, m_text = _terms("in·out", (n, units))
+    elif row.kind == "BatchNormalization":
+        ch = shape_out[-1]
+        params, p_text = _terms("4·C", (4, ch))
+        p_text += f", of which 2·C = {2 * ch:,} trainable (gamma, beta; not the moving statistics)"
+        macs, m_text = 0, "0 (not counted: a scale and a shift per value)"
+    else:
+        params, p_text = 0, "0 (no weights)"
+        macs, m_text = 0, "0" if row.kind == "InputLayer" else "0 (no weights to multiply by)"
+    trainable = 2 * shape_out[-1] if row.kind == "BatchNormalization" else params
+    shapes = " -> ".join("x".join(map(str, s)) for s in (shape_in, shape_out))
+    return LayerCost(row.name, row.kind, shapes, params, trainable, macs, p_text, m_text)
+
+
+def _terms(
+    symbols: str, product: tuple[int, ...], *, bias: tuple[str, int, bool] | None = None
+) -> tuple[int, str]:
+    """A product, plus a bias term if it has one, and how it reads:
+    ("in·out", (4, 2), bias=("out", 2, True)) -> (10, "in·out + out = 4·2 + 2 = 10")."""
+    value, numbers = math.prod(product), "·".join(map(str, product))
+    note = ""
+    if bias is not None:
+        symbol, size, used = bias
+        if used:
+            symbols, numbers, value = f"{symbols} + {symbol}", f"{numbers} + {size}", value + size
+        else:
+            note = " (no bias: the BatchNormalization after it shifts instead)"
+    return value, f"{symbols} = {numbers} = {value:,}{note}"
 
 
 def format_summary(summary: Summary, *, layers: bool = True) -> str:

@@ -15,6 +15,7 @@ import importlib
 from workbench.exercises.base import (
     AnswerError,
     Exercise,
+    Experiment,
     Feedback,
     InstructorNote,
     expect_bool,
@@ -44,6 +45,7 @@ __all__ = [
     "STAGE_MODULES",
     "AnswerError",
     "Exercise",
+    "Experiment",
     "Feedback",
     "InstructorNote",
     "all_exercises",

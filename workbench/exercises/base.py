@@ -129,16 +129,90 @@ class Exercise:
         )
 
 
-def run(exercise: Exercise, answer: Any, *, solutions: bool = False) -> Feedback:
+@dataclass(frozen=True)
+class Experiment:
+    """Predict, run, compare: the student writes a prediction, the cell runs a short experiment
+    (a training, a recount, a re-split), and the check compares the two.
+
+    A prediction within `tolerance` of what the experiment gave is right. Either way the
+    feedback shows both numbers and `why` (the reasoning is the lesson). The check itself is
+    instant: the experiment runs in the student's cell and hands its result in as `observed`.
+    """
+
+    id: str  # "<stage number>.<n>", e.g. "4.4"
+    title: str  # a few words, shown with the prompt
+    prompt: str  # what to predict, and what the cell will change and run
+    expects: str  # the form of a prediction, e.g. "a validation accuracy between 0 and 1"
+    tolerance: float  # |prediction - observed| <= tolerance counts as right
+    why: str  # why the experiment comes out as it does
+    solution: float  # the reference prediction (the smoke profile's result), for solutions=True
+    minimum: float | None = None  # the range a prediction must lie in (checked as a number)
+    maximum: float | None = None
+
+    def check(self, answer: Any, observed: Any = None) -> Feedback:
+        """Compare the prediction `answer` with the experiment's `observed` number; never raises."""
+        if answer is ... or answer is None:
+            return Feedback(
+                False,
+                f"Your turn — exercise {self.id}, {self.title}.\n{self.prompt}\n"
+                f"Predict with {self.expects}, then run the cell again.",
+                answered=False,
+            )
+        if not params.is_number(observed):
+            return Feedback(
+                False,
+                f"Exercise {self.id}: the experiment gave {_received(observed)}, not a number; "
+                "run the experiment line of the cell again.",
+            )
+        try:
+            predicted = expect_number(
+                answer, what=self.expects, minimum=self.minimum, maximum=self.maximum
+            )
+        except AnswerError as e:
+            return Feedback(False, str(e))
+        seen = float(params.as_scalar(observed))
+        off = abs(predicted - seen)
+        said = f"You predicted {predicted:g}; the experiment gave {seen:.3g}"
+        if off <= self.tolerance:
+            return Feedback.right(f"{said} (within {self.tolerance:g}). {self.why}")
+        return Feedback.wrong(
+            f"{said}: off by {off:.3g}, more than the {self.tolerance:g} this exercise allows.",
+            hint=f"{self.why} Predict again from that, then rerun the cell.",
+        )
+
+    def __str__(self) -> str:
+        return f"Exercise {self.id} · {self.title}\n{self.prompt}\nPredict with {self.expects}."
+
+    def _repr_markdown_(self) -> str:
+        return (
+            f"**Exercise {self.id} · {self.title}**\n\n{self.prompt}\n\n"
+            f"Predict with {self.expects}."
+        )
+
+
+def run(
+    exercise: Exercise | Experiment,
+    answer: Any,
+    *,
+    observed: Any = None,
+    solutions: bool = False,
+) -> Feedback:
     """The one call of a notebook's exercise cell: check `answer`, print the feedback, return it.
 
-    With `solutions=True` (instructor mode, tests) the reference solution replaces the answer and
-    is shown first. Never raises for any answer.
+    An `Experiment` also takes the experiment's result as `observed`, or a function that runs
+    the experiment: it is called only once there is a prediction to compare (a long training
+    is not run for an unanswered exercise). With `solutions=True` (instructor mode, tests) the
+    reference solution replaces the answer and is shown first. Never raises for any answer.
     """
     if solutions:
         answer = exercise.solution
         print(f"Reference solution of exercise {exercise.id}: {answer!r}")
-    feedback = exercise.check(answer)
+    if isinstance(exercise, Experiment):
+        if callable(observed) and answer is not ... and answer is not None:
+            observed = observed()
+        feedback = exercise.check(answer, observed)
+    else:
+        feedback = exercise.check(answer)
     print(feedback)
     return dataclasses.replace(feedback, printed=True)
 

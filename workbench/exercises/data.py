@@ -1,25 +1,32 @@
-"""Stage 3 exercises: find planted leakage, fit the scaler on the right split, augment digits.
+"""Stage 3 exercises: find planted leakage, tell which practices leak the test split, pick the
+augmentation that breaks digits, and an experiment on serving without the transform.
 
 `planted_split` builds a small split of scikit-learn's digits with copies planted on purpose;
-the leakage check counts them with `workbench.data.analyze`, the tool the notebook teaches. The
-safe augmentations are the ones `workbench.data.augmentation` offers.
+the leakage check counts them with `workbench.data.analyze`, the tool the notebook teaches.
+`served_accuracy` scores a 1-nearest-neighbour classifier on validation images served through
+the fitted `Transform` or raw (experiment 3.4).
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Sequence, Set
 from typing import Any
 
 import numpy as np
 
-from workbench.data import analyze, augmentation
+from workbench import params
+from workbench.data import Transform, analyze, load_source, to_channels_last
+from workbench.data.prepare import split_indices
+from workbench.errors import DataError
 from workbench.exercises.base import (
     Exercise,
+    Experiment,
     Feedback,
+    expect_bool,
     expect_choice,
     expect_int,
+    expect_mapping,
 )
 
 # ---- 3.1 find the planted leakage ----------------------------------------------------------
@@ -139,71 +146,99 @@ LEAKAGE = Exercise(
     checker=_check_leakage,
 )
 
-# ---- 3.2 which split the scaler is fitted on -----------------------------------------------
+# ---- 3.2 which practices let the test split in --------------------------------------------
 
-SPLITS = ("train", "validation", "test", "all")
-_SPLIT_ALIASES = {
-    "training": "train",
-    "train split": "train",
-    "val": "validation",
-    "valid": "validation",
-    "testing": "test",
-    "everything": "all",
-    "all data": "all",
-    "whole dataset": "all",
+PRACTICES: dict[str, tuple[str, bool, str]] = {  # key -> (practice, leaks the test split?, why)
+    "a": (
+        "Standardise every column with the mean and standard deviation of all samples, then split.",
+        True,
+        "the statistics are computed with the test samples in them, so the test split shapes "
+        "the inputs the model is trained on; split first, then fit the Transform on the "
+        "training split",
+    ),
+    "b": (
+        "Remove exact duplicates from the whole data set, then split.",
+        False,
+        "dropping copies learns nothing from the test samples (no statistic, no label); it is "
+        "the fix for copies shared by training and test (exercise 3.1)",
+    ),
+    "c": (
+        "Try three augmentation strengths and keep the one with the best test accuracy.",
+        True,
+        "choosing a setting by its test score tunes the pipeline to the test split, whose "
+        "score then overstates how it does on unseen data; choose on the validation split and "
+        "score the test split once, at the end",
+    ),
+    "d": (
+        "Fill missing values with the training split's median, in training and at serving time.",
+        False,
+        "the median is a statistic of the training split, applied unchanged everywhere: the "
+        "same rule as the fitted Transform",
+    ),
+    "e": (
+        "Stop training at the epoch with the lowest validation loss.",
+        False,
+        "choosing settings such as the epoch is what the validation split is for; the test "
+        "split stays unseen (the validation score itself becomes slightly optimistic, which is "
+        "why the test split exists)",
+    ),
 }
-_WRONG_SPLIT = {
-    "validation": "Fitting on validation lets the data that chooses and stops the model also "
-    "shape its inputs: validation should only be measured, never learned from.",
-    "test": "Fitting on test leaks the test set into preparation: the test score would no "
-    "longer measure data the pipeline has never seen.",
-    "all": "Fitting on all data leaks validation and test statistics (means, ranges) into "
-    "training: a mild leak, but the test set is no longer unseen.",
-}
 
 
-def _check_scaler_split(answer: Any) -> Feedback:
-    split = expect_choice(answer, SPLITS, what="a split", aliases=_SPLIT_ALIASES)
-    if split == "train":
+def _check_practices(answer: Any) -> Feedback:
+    given = expect_mapping(answer, PRACTICES, what="True or False per practice")
+    wrong = {}
+    for key, value in given.items():
+        leaks = expect_bool(value, what=f"True or False for practice {key!r}")
+        _, truth, why = PRACTICES[key]
+        if leaks != truth:
+            said = "leaks" if leaks else "does not leak"
+            wrong[key] = f"({key}) {said}? No: {why}."
+    if not wrong:
         return Feedback.right(
-            "train: Transform.fit(x_train, ...) learns the scale (or means and standard "
-            "deviations) from training data only, and the same fitted Transform.apply then runs "
-            "on validation, test and at serving time, as it will on new data."
+            "All right: "
+            + "; ".join(
+                f"({k}) {'leaks' if truth else 'does not leak'}: {why}"
+                for k, (_, truth, why) in PRACTICES.items()
+            )
+            + ". Anything learned or chosen, a statistic or a setting, comes from training and "
+            "validation data; the test split is only measured, once."
         )
+    right = [f"({k})" for k in PRACTICES if k not in wrong]
     return Feedback.wrong(
-        _WRONG_SPLIT[split],
-        hint="Validation and test stand in for data the model has never seen; new data at "
-        "serving time arrives one sample at a time. Which split may the pipeline learn from?",
+        f"{len(right)} of {len(PRACTICES)} right.\n" + "\n".join(wrong.values()),
+        right=", ".join(right) + "." if right else "",
+        hint="For each practice ask: do the test samples, or their score, change anything the "
+        "model is trained on or anything chosen for it?",
     )
 
 
-SCALER_SPLIT = Exercise(
+LEAKY_PRACTICES = Exercise(
     id="3.2",
-    title="fit the scaler on the right split",
-    prompt="The Transform standardises tabular columns with means and standard deviations "
-    "learned from data (images are divided by their known pixel maximum). Which split do you "
-    "fit it on?",
-    expects=f"one of {list(SPLITS)}",
-    solution="train",
-    checker=_check_scaler_split,
+    title="which practices let the test split in",
+    prompt="Which of these practices let the test split influence the model or its "
+    "preparation, so that the test score no longer measures unseen data?\n"
+    + "\n".join(f"({k}) {practice}" for k, (practice, _, _) in PRACTICES.items()),
+    expects="a dict {practice: True if it leaks, else False}, e.g. {'a': False, ...}",
+    solution={k: truth for k, (_, truth, _) in PRACTICES.items()},
+    checker=_check_practices,
 )
 
 # ---- 3.3 an augmentation that breaks digits ------------------------------------------------
 
-_OFFERED = tuple(  # the factors workbench.data.augmentation takes: rotation, translation, zoom
-    p.name
-    for p in inspect.signature(augmentation).parameters.values()
-    if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-)
-AUGMENTATIONS = ("small rotation", "small translation", "zoom", "horizontal flip")
-WRONG_AUGMENTATION = next(a for a in AUGMENTATIONS if not any(o in a for o in _OFFERED))
+WRONG_AUGMENTATION = "horizontal flip"  # the one change here that does not keep a digit's label
 _WHY_SAFE = {
     "small rotation": "a 2 tilted by a few degrees is still a 2: people write at a slant.",
     "small translation": "a digit shifted by a pixel or two is still the same digit: writing "
     "is rarely centred exactly.",
     "zoom": "a slightly larger or smaller digit is still the same digit: people write in "
     "different sizes.",
+    "brightness change": "a lighter or darker stroke is still the same digit: pens, paper and "
+    "scanners differ.",
+    "pixel noise": "a little random noise on the pixels leaves the strokes, and so the digit, "
+    "as they are.",
 }
+AUGMENTATIONS = (*_WHY_SAFE, WRONG_AUGMENTATION)
 
 
 def _check_augmentation(answer: Any) -> Feedback:
@@ -215,6 +250,9 @@ def _check_augmentation(answer: Any) -> Feedback:
             "rotation": "small rotation",
             "translation": "small translation",
             "shift": "small translation",
+            "brightness": "brightness change",
+            "contrast": "brightness change",
+            "noise": "pixel noise",
             "flip": "horizontal flip",
             "mirror": "horizontal flip",
         },
@@ -242,16 +280,84 @@ AUGMENTATION = Exercise(
     checker=_check_augmentation,
 )
 
-EXERCISES = (LEAKAGE, SCALER_SPLIT, AUGMENTATION)
+EXERCISES = (LEAKAGE, LEAKY_PRACTICES, AUGMENTATION)
+
+# ---- 3.4 experiment: serving without the transform -----------------------------------------
+
+
+def served_accuracy(
+    source: str = "digits",
+    *,
+    transformed: bool = True,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+) -> float:
+    """Validation accuracy of a 1-nearest-neighbour classifier fitted on the transformed
+    training images of `source`, its validation images served through the same fitted
+    Transform (`transformed=True`) or raw, the transform skipped (`transformed=False`).
+
+    The experiment of exercise 3.4 (training/serving skew): the split is drawn as `prepare`
+    draws it, and the test split is left untouched.
+    """
+    from sklearn.neighbors import KNeighborsClassifier
+
+    params.check_bool("transformed", transformed)
+    raw = load_source(source)
+    if raw.modality != "image":
+        raise DataError(f"served_accuracy: expected an image source, got {source!r} (tabular).")
+    train, val, _ = split_indices(raw, seed, val_fraction, test_fraction)
+    x = to_channels_last(raw.x)  # (N, H, W, C) raw pixels
+    transform = Transform.fit(x[train], kind="image", scale=raw.pixel_max)
+    served = transform.apply(x[val]) if transformed else x[val].astype(np.float32)
+    model = KNeighborsClassifier(n_neighbors=1).fit(
+        transform.apply(x[train]).reshape(len(train), -1), raw.y[train]
+    )
+    return float(model.score(served.reshape(len(val), -1), raw.y[val]))
+
+
+SKIPPED_TRANSFORM = Experiment(
+    id="3.4",
+    title="serving without the transform",
+    prompt="A 1-nearest-neighbour classifier (scikit-learn) is fitted on the transformed "
+    "training images (pixels divided by the pixel maximum, so in [0, 1]). Served through the "
+    "same Transform, 0.97 of the validation images are classified right (smoke profile; 0.94 "
+    "on the full one). The cell serves them raw instead, the transform skipped (pixels 0-16 "
+    "for digits, 0-255 for MNIST): the skew that serve_batch rules out. Predict the share of "
+    "validation images it still classifies right.",
+    expects="a share of the validation images between 0 and 1, e.g. 0.5",
+    tolerance=0.1,
+    why="Nothing fails: raw images have the shape the classifier expects, so no error is "
+    "raised; only the answers change. Raw pixels are s times the scaled ones (s = 16 for "
+    "digits, 255 for MNIST), and the squared distance of a served image s*x to a training "
+    "image t, s**2 |x|**2 - 2s x.t + |t|**2, is smallest for the t with the largest "
+    "2s x.t - |t|**2: the overlap with x's ink counts 2s times as much as t's own ink, so the "
+    "nearest one is, roughly, the training image with the most ink where x has ink, often not "
+    "the one most alike. Two thirds to three quarters are still right (with seed 0: 0.77 on the "
+    "smoke profile, 0.67 on the full one), down from 0.97 and 0.94. Other models go wrong in their "
+    "own ways: none was trained on inputs this large. The remedy is the one the workbench "
+    "builds in: one Transform, fitted on the training split, stored with the version and "
+    "applied by the training feed and by serve_batch alike.",
+    solution=0.75,
+    minimum=0,
+    maximum=1,
+)
+
+EXPERIMENTS = (SKIPPED_TRANSFORM,)
 
 NOTES = """\
 - **Analyze without splits.** `analyze(x, y)` reports duplicates but no leakage: leakage is a
   property of the split, so pass `splits=`.
 - **Duplicates are not all leakage.** Two identical training images are harmless; a test image
   that is also in train inflates the test score.
-- **"Fit on everything, it's only scaling."** For pixels divided by 16 it changes nothing; for
-  standardised tabular columns the test means leak into training. The habit matters more than the
-  size of the leak.
+- **"Fit on everything, it's only scaling."** For pixels divided by their known maximum it
+  changes nothing; for standardised tabular columns the test values enter the means and
+  standard deviations. The habit matters more than the size of the leak.
+- **Tuning on test is leakage too** (3.2 c): a setting chosen by its test score makes that
+  score optimistic. Choose on validation; score the test split once, at the end (stage 4).
 - **Augmentations are label-preserving transformations of this data set**, not a fixed list:
   flips are fine for photos, wrong for writing; strong rotations turn a 6 into a 9.
+- **Training/serving skew raises no error** (3.4): raw pixels fit the model's input shape, and
+  the 1-nearest-neighbour classifier drops from 0.97 to 0.77 on the validation digits. One
+  stored Transform, applied by the feed and by `serve_batch`, rules it out.
 """

@@ -1,8 +1,10 @@
-"""Stage 2 exercises: shrink a spec to a budget, count a convolution's MACs, pick a cheap block.
+"""Stage 2 exercises: count a convolution's MACs, pick a cheap block, predict what doubling
+every width does to the parameters (an experiment), and shrink a spec to a budget.
 
 Every number comes from `workbench.design.summarize` on the digits card (pure Python, no Keras):
-the budget exercise summarizes the student's spec, the MAC exercise asks about a layer of the
-`compact` preset's plan, and the block exercise compares the three image block types.
+the MAC exercise asks about a layer of the `compact` preset's plan, the block exercise compares
+the three image block types, the experiment recounts a spec scaled by 2, and the budget exercise
+summarizes the student's spec.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from workbench.errors import SpecError
 from workbench.exercises.base import (
     AnswerError,
     Exercise,
+    Experiment,
     Feedback,
     expect_choice,
     expect_number,
@@ -26,77 +29,7 @@ CARD = ProblemCard("image", "multiclass", 10, (8, 8, 1), tuple(str(d) for d in r
 COMPACT = preset("compact", CARD)  # the reference CNN adapted to 8x8 inputs
 COMPACT_SUMMARY = summarize(COMPACT, CARD)
 
-# ---- 2.1 fit a parameter budget ------------------------------------------------------------
-
-BUDGET = 50_000  # parameters
-
-
-def _as_spec(answer: Any) -> ModelSpec:
-    if isinstance(answer, ModelSpec):
-        return answer
-    if isinstance(answer, Summary):
-        raise AnswerError(
-            "Expected a ModelSpec, got the Summary of one. Answer with the spec itself, "
-            "e.g. spec.scaled(0.5), not summarize(spec, card)."
-        )
-    if type(answer).__module__.startswith("keras"):
-        raise AnswerError(
-            f"Expected a ModelSpec, got a built Keras model ({type(answer).__name__}). Design "
-            "as data: change the spec (e.g. spec.scaled(0.5)), then build it."
-        )
-    raise AnswerError(
-        f"Expected a ModelSpec (e.g. spec.scaled(0.5)), got {show(answer)} "
-        f"({type(answer).__name__})."
-    )
-
-
-def _check_budget(answer: Any) -> Feedback:
-    spec = _as_spec(answer)
-    try:
-        summary = summarize(spec, CARD)
-    except SpecError as e:
-        return Feedback.wrong(
-            f"This spec cannot be built for the {CARD.input_shape} digits: {e}",
-            hint="Start again from preset('compact', card) and change one thing at a time, "
-            "e.g. spec.scaled(0.5).",
-        )
-    n, before = summary.params, COMPACT_SUMMARY.params
-    shape = summary.rows[-1].output_shape
-    out = f"its output has shape {shape}, one probability per class as the card needs"
-    if n < BUDGET:
-        return Feedback.right(
-            f"{n:,} parameters (the compact preset has {before:,}: {n / before:.0%} of it) and "
-            f"{summary.macs:,} MACs per example; {out}. The head comes from the card, so "
-            "shrinking the stem and learner never changes what the model predicts."
-        )
-    totals = summary.totals
-    largest = max(totals, key=lambda s: totals[s]["params"])
-    unchanged = " This is the compact preset unchanged." if spec == COMPACT else ""
-    return Feedback.wrong(
-        f"{n:,} parameters, not under {BUDGET:,}: remove at least {n - BUDGET + 1:,}."
-        f"{unchanged} Most of them sit in the {largest} ({totals[largest]['params']:,}).",
-        right=f"the spec builds, and {out}.",
-        hint="Parameters of a convolution grow with filters in x filters out: spec.scaled(0.5) "
-        "halves every width and cuts them to about a quarter. A smaller embedding "
-        "(spec.replace(task=spec.task.replace(embedding_units=32))) shrinks the task section.",
-    )
-
-
-BUDGET_EXERCISE = Exercise(
-    id="2.1",
-    title="fit a parameter budget",
-    prompt=(
-        f"spec = preset('compact', card) has {COMPACT_SUMMARY.params:,} parameters on the "
-        f"{'x'.join(map(str, CARD.input_shape))} digits card. Change it so it has fewer than "
-        f"{BUDGET:,} parameters and still outputs one probability per class "
-        f"({CARD.head.units})."
-    ),
-    expects="a ModelSpec made from spec with spec.scaled, spec.with_blocks or spec.replace",
-    solution=COMPACT.scaled(0.5),
-    checker=_check_budget,
-)
-
-# ---- 2.2 multiply-adds of a convolution by hand --------------------------------------------
+# ---- 2.1 multiply-adds of a convolution by hand --------------------------------------------
 
 CONV = COMPACT_SUMMARY.row("learner_g1_b1_conv")  # the first convolution of the learner
 _CONV_INPUT = COMPACT_SUMMARY.row(CONV.inputs[0]).output_shape  # (H, W, C_in)
@@ -161,7 +94,7 @@ def _check_conv_macs(answer: Any) -> Feedback:
 
 
 CONV_MACS_EXERCISE = Exercise(
-    id="2.2",
+    id="2.1",
     title="a convolution's multiply-adds",
     prompt=(
         f"A Conv2D layer with a {KERNEL}x{KERNEL} kernel, stride 1 and "
@@ -174,7 +107,7 @@ CONV_MACS_EXERCISE = Exercise(
     checker=_check_conv_macs,
 )
 
-# ---- 2.3 the cheapest block type -----------------------------------------------------------
+# ---- 2.2 the cheapest block type -----------------------------------------------------------
 
 BLOCK_BASE = preset("compact_bn", CARD)  # learner groups of conv blocks, 64 and 128 filters
 BLOCK_MACS = {  # learner MACs per example with every group of the block type
@@ -219,7 +152,7 @@ def _check_block(answer: Any) -> Feedback:
 
 
 BLOCK_TYPE = Exercise(
-    id="2.3",
+    id="2.2",
     title="the cheapest block type",
     prompt=(
         "The compact_bn preset's learner has groups of "
@@ -233,7 +166,124 @@ BLOCK_TYPE = Exercise(
     checker=_check_block,
 )
 
-EXERCISES = (BUDGET_EXERCISE, CONV_MACS_EXERCISE, BLOCK_TYPE)
+# ---- 2.3 experiment: double every width --------------------------------------------------
+
+SCALE = 2.0  # spec.scaled(SCALE) multiplies every stem and learner width
+
+
+def scaled_params_factor(spec: ModelSpec, card: ProblemCard, width: float = SCALE) -> float:
+    """How many times as many parameters `spec.scaled(width)` has as `spec` on `card`.
+
+    A recount of both plans (no Keras, instant): `summarize` counts what `build` would make.
+    """
+    return summarize(spec.scaled(width), card).params / summarize(spec, card).params
+
+
+_FACTORS = {
+    name: scaled_params_factor(preset(name, CARD), CARD) for name in ("compact", "compact_bn")
+}
+_DENSE_SHARE = (
+    sum(r.params for r in COMPACT_SUMMARY.rows if r.kind == "Dense") / COMPACT_SUMMARY.params
+)
+
+DOUBLE_WIDTH = Experiment(
+    id="2.3",
+    title="double every width",
+    prompt=(
+        f"spec.scaled({SCALE:g}) multiplies every stem and learner width (the filters) by "
+        f"{SCALE:g}; the embedding's units and the head stay as they are. Predict how many times "
+        "as many parameters the scaled spec has as the current one; the cell then recounts "
+        "both. A prediction within 10 % of the recount is right."
+    ),
+    expects="a factor, e.g. 2.0",
+    tolerance=round(0.1 * _FACTORS["compact"], 2),  # 10 % of the smoke profile's factor
+    why=(
+        "A convolution holds kh·kw·Cin·Cout weights: doubling both Cin and Cout multiplies them "
+        "by 4, while its Cout biases and a BatchNormalization's 4·C only double. Layers with one "
+        "side fixed double too: the first convolution (Cin is the image's channels), a depthwise "
+        "convolution (kh·kw·C) and a Dense layer that reads the doubled features into units that "
+        "are not a width (the embedding); the logits double when they read the encoding directly "
+        "and stay as they are after an embedding. So the factor stays just under 4 when "
+        f"convolutions hold nearly all the parameters (compact_bn on the digits: "
+        f"{_FACTORS['compact_bn']:.2f}) and drops with the share of the rest (compact: "
+        f"{_FACTORS['compact']:.2f}, with {_DENSE_SHARE:.0%} of its parameters in Dense layers)."
+    ),
+    solution=round(_FACTORS["compact"], 2),
+    minimum=0,
+)
+
+# ---- 2.4 fit a parameter budget ------------------------------------------------------------
+
+BUDGET = 50_000  # parameters
+
+
+def _as_spec(answer: Any) -> ModelSpec:
+    if isinstance(answer, ModelSpec):
+        return answer
+    if isinstance(answer, Summary):
+        raise AnswerError(
+            "Expected a ModelSpec, got the Summary of one. Answer with the spec itself, "
+            "e.g. spec.scaled(0.5), not summarize(spec, card)."
+        )
+    if type(answer).__module__.startswith("keras"):
+        raise AnswerError(
+            f"Expected a ModelSpec, got a built Keras model ({type(answer).__name__}). Design "
+            "as data: change the spec (e.g. spec.scaled(0.5)), then build it."
+        )
+    raise AnswerError(
+        f"Expected a ModelSpec (e.g. spec.scaled(0.5)), got {show(answer)} "
+        f"({type(answer).__name__})."
+    )
+
+
+def _check_budget(answer: Any) -> Feedback:
+    spec = _as_spec(answer)
+    try:
+        summary = summarize(spec, CARD)
+    except SpecError as e:
+        return Feedback.wrong(
+            f"This spec cannot be built for the {CARD.input_shape} digits: {e}",
+            hint="Start again from preset('compact', card) and change one thing at a time, "
+            "e.g. spec.scaled(0.5).",
+        )
+    n, before = summary.params, COMPACT_SUMMARY.params
+    shape = summary.rows[-1].output_shape
+    out = f"its output has shape {shape}, one probability per class as the card needs"
+    if n < BUDGET:
+        return Feedback.right(
+            f"{n:,} parameters (the compact preset has {before:,}: {n / before:.0%} of it) and "
+            f"{summary.macs:,} MACs per example; {out}. The head comes from the card, so "
+            "shrinking the stem and learner never changes what the model predicts."
+        )
+    totals = summary.totals
+    largest = max(totals, key=lambda s: totals[s]["params"])
+    unchanged = " This is the compact preset unchanged." if spec == COMPACT else ""
+    return Feedback.wrong(
+        f"{n:,} parameters, not under {BUDGET:,}: remove at least {n - BUDGET + 1:,}."
+        f"{unchanged} Most of them sit in the {largest} ({totals[largest]['params']:,}).",
+        right=f"the spec builds, and {out}.",
+        hint="Parameters of a convolution grow with filters in x filters out: spec.scaled(0.5) "
+        "halves every width and cuts them to about a quarter. A smaller embedding "
+        "(spec.replace(task=spec.task.replace(embedding_units=32))) shrinks the task section.",
+    )
+
+
+BUDGET_EXERCISE = Exercise(
+    id="2.4",
+    title="fit a parameter budget",
+    prompt=(
+        f"spec = preset('compact', card) has {COMPACT_SUMMARY.params:,} parameters on the "
+        f"{'x'.join(map(str, CARD.input_shape))} digits card. Change it so it has fewer than "
+        f"{BUDGET:,} parameters and still outputs one probability per class "
+        f"({CARD.head.units})."
+    ),
+    expects="a ModelSpec made from spec with spec.scaled, spec.with_blocks or spec.replace",
+    solution=COMPACT.scaled(0.5),
+    checker=_check_budget,
+)
+
+EXERCISES = (CONV_MACS_EXERCISE, BLOCK_TYPE, BUDGET_EXERCISE)
+EXPERIMENTS = (DOUBLE_WIDTH,)
 
 NOTES = """\
 - **Parameters are not cost.** A convolution's weights are reused at every position: 18 k
@@ -241,10 +291,18 @@ NOTES = """\
   memory count parameters; budgets for latency count MACs.
 - **Scaling widths by 0.5 divides convolution parameters by ~4** (filters in x filters out);
   students often expect a factor of 2.
+- **Doubling every width is not x4 for the whole model** (experiment 2.3). Students predict 2,
+  or 4 for everything; compact on the digits gives about 3.3: its convolutions grow x4, the first
+  one x2 (one input channel), the Dense embedding x2 (its units are not a width), the logits x1.
+  Ask which layers have both of their sides scaled.
 - **FLOPs vs MACs.** Papers mix them; the workbench always reports MACs and labels FLOPs as 2 x
   MACs.
 - **Residual blocks are for depth, not thrift.** They cost more than plain blocks; their gain is
   that deep stacks still train.
+- **Softmax and sigmoid outputs are both conditional on the input, and neither is calibrated by
+  construction.** Softmax: one distribution over exclusive classes; sigmoid: one probability per
+  independent label. Calibration is measured on held-out data (reliability diagram) and can be
+  fixed there (e.g. temperature scaling on the validation split).
 - **The head is not the designer's to change**: it comes from the problem card, so shrinking a
   model never changes its output shape.
 """

@@ -1,4 +1,5 @@
-"""Stage 1 exercises: choose a head, recognise the baseline, name the task type.
+"""Stage 1 exercises: choose a head, recognise the baseline, name the task type, and predict
+the baseline of a binary task before recomputing it (experiment 1.4).
 
 The reference solutions come from `workbench.identify` (the head of a multilabel card, the
 baseline of a label array), so an exercise cannot drift from what the stage teaches.
@@ -11,16 +12,19 @@ from typing import Any
 
 import numpy as np
 
-from workbench.data.transform import ATTRIBUTE_NAMES
+from workbench import params
+from workbench.data import load_source, split_targets
+from workbench.data.transform import ATTRIBUTE_NAMES, PRIME_DIGITS
 from workbench.exercises.base import (
     Exercise,
+    Experiment,
     Feedback,
     expect_choice,
     expect_mapping,
     expect_number,
     expect_pair,
 )
-from workbench.identify import TASKS, ProblemCard, compute_baseline
+from workbench.identify import DEFAULT_SPLIT, TASKS, ProblemCard, check_split, compute_baseline
 
 # ---- 1.1 the head of a multilabel problem ------------------------------------------------------
 
@@ -45,8 +49,10 @@ _LOSS_ALIASES = {
 _WRONG_ACTIVATION = {
     "softmax": "softmax makes the 4 outputs sum to 1, so the labels compete: for a 7 (odd, "
     "greater than 4, prime) it cannot give 'greater than 4' and 'prime' both a probability near 1.",
-    "linear": "'linear' outputs unbounded scores, not probabilities in [0, 1]: you could not read "
-    "P(label) nor threshold it at 0.5.",
+    "linear": "'linear' outputs unbounded scores (logits), not probabilities in [0, 1]: you could "
+    "not read P(label | x) from them, and binary cross-entropy expects probabilities (a head "
+    "that outputs logits needs from_logits=True in the loss, and a sigmoid to turn them into "
+    "probabilities).",
     "relu": "'relu' outputs are >= 0 and unbounded, not probabilities in [0, 1], and a unit stuck "
     "at 0 stops learning.",
     "tanh": "'tanh' outputs lie in [-1, 1], not [0, 1]: they are not probabilities.",
@@ -58,8 +64,9 @@ _WRONG_LOSS = {
     "per example, but a digit here has 4 yes/no labels at once.",
     "mean_squared_error": "mean squared error treats the 0/1 labels as quantities to regress and "
     "gives weak gradients when a sigmoid saturates.",
-    "mean_absolute_error": "mean absolute error treats the 0/1 labels as quantities to regress and "
-    "gives a constant-size gradient that ignores how confident the model is.",
+    "mean_absolute_error": "mean absolute error treats the 0/1 labels as quantities to regress: "
+    "its gradient has the same size however far off the prediction is, so a confidently wrong "
+    "label is pushed no harder than a nearly right one.",
 }
 
 
@@ -101,9 +108,10 @@ HEAD = Exercise(
     id="1.1",
     title="the head of a multilabel problem",
     prompt=(
-        "Every digit image gets 4 independent yes/no labels: "
+        "Every digit image gets 4 yes/no labels: "
         + ", ".join(ATTRIBUTES)
-        + ". A digit can have several at once (7 is odd, greater than 4 and prime). "
+        + ". They do not exclude each other: a digit can have several at once (7 is odd, "
+        "greater than 4 and prime). "
         "Which activation and which loss should the model's head use?"
     ),
     expects="a pair (activation, loss) of names, e.g. ('relu', 'mean_absolute_error'), or a dict "
@@ -189,7 +197,8 @@ def baseline_exercise(y: Sequence[int] | np.ndarray, *, labels_name: str | None 
         title="the baseline to beat",
         prompt=(
             f"The labels {shown} belong to {n} examples of {k} classes. What accuracy does a "
-            "model score that ignores its input and always predicts the most common class?"
+            "model score on these labels if it ignores its input and always predicts their most "
+            "common class?"
         ),
         expects="a number between 0 and 1",
         solution=baseline,
@@ -214,9 +223,9 @@ SCENARIOS: dict[str, tuple[str, str, str]] = {  # key -> (description, task type
         "there are exactly two outcomes, yes or no.",
     ),
     "c": (
-        "Read which digit, 0 to 9, a handwritten image shows.",
+        "Read which letter, A to Z, a single handwritten character shows.",
         "multiclass",
-        "each image shows exactly one of ten digits: the classes exclude each other.",
+        "each character is exactly one of 26 letters: the classes exclude each other.",
     ),
     "d": (
         "Tag a street photo with every object in it: car, bicycle, person, traffic light.",
@@ -274,6 +283,60 @@ TASK_TYPE = Exercise(
 
 EXERCISES = (HEAD, BASELINE, TASK_TYPE)
 
+# ---- 1.4 experiment: the baseline of a binary digit task ---------------------------------------
+
+ATTRIBUTE = "prime"  # the yes/no attribute experiment 1.4 turns into a binary task
+
+
+def attribute_baseline(
+    source: str = "digits", attribute: str = ATTRIBUTE, *, split: dict[str, Any] | None = None
+) -> float:
+    """The majority baseline of the binary task "does the digit have `attribute`?" on `split`
+    (seed and fractions, default the workbench's) of the digit source `source`.
+
+    The experiment of exercise 1.4: the split is drawn as stage 3 draws it (stratified on the
+    digits), the baseline learned on its training targets and scored on its test targets.
+    """
+    params.check_choice("attribute", attribute, ATTRIBUTE_NAMES)
+    split = check_split(dict(split or DEFAULT_SPLIT))
+    y_train, y_test = split_targets(load_source(source), "multilabel", **split)
+    column = ATTRIBUTE_NAMES.index(attribute)
+    labels = [y[:, column].astype(np.int64) for y in (y_train, y_test)]  # 0/1 binary labels
+    return compute_baseline("binary", *labels)["value"]
+
+
+_PRIME_SHARE = len(PRIME_DIGITS) / 10  # 4 of the 10 digits; the digits are nearly balanced
+PRIME_TOLERANCE = 0.03  # a prediction within this of the recomputed baseline counts as right
+
+PRIME = Experiment(
+    id="1.4",
+    title="the baseline of a binary task",
+    prompt="Turn the digits into a binary task: is the digit prime ("
+    + ", ".join(map(str, PRIME_DIGITS))
+    + ")? Predict its majority baseline: the test-split accuracy of always giving the answer "
+    "that is most common in the training split. The cell then recomputes it with "
+    "compute_baseline on the card's split (same seed and fractions). A prediction within "
+    f"{PRIME_TOLERANCE:g} is right.",
+    expects="an accuracy between 0 and 1, e.g. 0.8",
+    tolerance=PRIME_TOLERANCE,
+    why=f"{len(PRIME_DIGITS)} of the 10 digits are prime and the digits' classes are nearly "
+    f"balanced, so about {_PRIME_SHARE:.0%} of the images are prime and "
+    f"{1 - _PRIME_SHARE:.0%} are not. The baseline learns the training split's majority "
+    "answer, 'not prime', and scores it on the test split: its accuracy is the test split's "
+    f"share of 'not prime', about {1 - _PRIME_SHARE:.1f}. A binary baseline is 0.5 only when "
+    "the two answers are equally common ('even' gives about 0.5), and "
+    f"{_PRIME_SHARE:.1f} is the minority answer's share, not the majority's accuracy. The "
+    "split is stratified on the digit, so every split keeps each digit's share (up to "
+    "rounding), hence the prime share: another seed changes which images go to test, not how "
+    "many of each digit, so the baseline stays the same. A prime detector must beat "
+    f"{1 - _PRIME_SHARE:.1f}, not 0.5, to show it learned anything from the image.",
+    solution=round(1 - _PRIME_SHARE, 2),
+    minimum=0,
+    maximum=1,
+)
+
+EXPERIMENTS = (PRIME,)
+
 NOTES = """\
 - **Softmax for anything "multi-".** Students pick softmax whenever there are several outputs.
   Ask: *can two labels be true for the same example?* If yes, softmax makes them compete.
@@ -281,6 +344,10 @@ NOTES = """\
   worthless; every later stage compares against the card's baseline.
 - **Quantities as classes.** Age or price binned into classes loses the distance between answers
   (31 vs 30 is as wrong as 80 vs 30); regression keeps it.
+- **A binary baseline is not 0.5.** In experiment 1.4 ("is it prime?") students answer 0.5
+  (balanced answers assumed) or 0.4 (the minority's share); ask for the share of each answer
+  first. The stratified split keeps the shares, so the test score of the majority is its share.
 - **Binary with two softmax units** works too; the workbench uses one sigmoid unit (ProblemCard)
-  so the output reads directly as P(positive).
+  whose output reads as P(positive | x). Neither output is calibrated by construction: that is
+  measured on held-out data and can be fixed (e.g. temperature scaling on the validation split).
 """

@@ -1,26 +1,30 @@
-"""Notebook 00 exercises: the order of the stages, where leakage is caught, which output to reuse.
+"""Notebook 00 exercises: where a change starts, where leakage is caught, which output to reuse,
+and an experiment on what a random split does to duplicated data.
 
 The reference solutions come from `workbench.stages` (the stages, the data stage's steps, the
-amalgamation's representations), `workbench.data.analyze` (the step that finds leakage) and
-`workbench.design.NAMED_OUTPUTS` (the tensors behind each representation).
+amalgamation's representations and the layers behind them) and `workbench.data.analyze` (the
+step that finds leakage, and the count the experiment reads).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from workbench.data import analyze
-from workbench.design import NAMED_OUTPUTS
+import numpy as np
+
+from workbench import params
+from workbench.data import analyze, load_source, stratified_split
 from workbench.exercises.base import (
     Exercise,
+    Experiment,
     Feedback,
     expect_choice,
     expect_mapping,
-    expect_sequence,
 )
-from workbench.stages import REPRESENTATIONS, STAGES, Stage, stage
+from workbench.identify import DEFAULT_SPLIT
+from workbench.stages import REPRESENTATION_LAYERS, REPRESENTATIONS, STAGES, stage
 
-# ---- 0.1 the five stages in order ----------------------------------------------------------
+# ---- 0.1 where a change starts -------------------------------------------------------------
 
 ORDER = tuple(s.key for s in sorted(STAGES, key=lambda s: s.number))
 _STAGE_ALIASES = {
@@ -31,70 +35,97 @@ _STAGE_ALIASES = {
     "model design": "design",
     "prepare": "data",
     "data preparation": "data",
+    "data engineering": "data",
     "training": "train",
     "deployment": "deploy",
 }
+ARTIFACTS = {  # what each stage writes into the run directory for the next ones
+    "identify": "problem card",
+    "design": "model spec",
+    "data": "data set version",
+    "train": "trained model",
+}
+CHANGES: dict[str, tuple[str, str, str]] = {  # key -> (change, owning stage, why it is there)
+    "a": (
+        "Predict the digits' four yes/no attributes (even, > 4, closed loop, prime) instead of "
+        "the digit itself.",
+        "identify",
+        "the task changes from one of ten classes to four independent labels, so the problem "
+        "card changes: task multilabel, a head of four sigmoids with binary cross-entropy, new "
+        "metrics and a new baseline; the model's head, the targets and the training follow",
+    ),
+    "b": (
+        "Replace the compact architecture by a residual one (the resnet preset).",
+        "design",
+        "the architecture is the model spec; the problem card and the data set version stay as "
+        "they are, and training reruns on the new spec",
+    ),
+    "c": (
+        "Standardise the pixels (subtract the training split's mean, divide by its standard "
+        "deviation) instead of dividing them by the largest pixel value.",
+        "data",
+        "scaling is the transformation step of data engineering, fitted on the training split "
+        "and stored with the data set version (so serving applies the very same); card and spec "
+        "stay, and training reruns on the new version",
+    ),
+    "d": (
+        "Train for 20 epochs instead of 8.",
+        "train",
+        "epochs are a training setting: card, spec and data set version stay as they are",
+    ),
+}
 
 
-def _stage_key(item: Any, position: int) -> str:
-    if isinstance(item, Stage):
-        return item.key
-    return expect_choice(
-        item, ORDER, what=f"a stage name at position {position}", aliases=_STAGE_ALIASES
-    )
-
-
-def _check_order(answer: Any) -> Feedback:
-    given = expect_sequence(answer, len(ORDER), what="the five stages in order")
-    keys = [_stage_key(item, i) for i, item in enumerate(given, 1)]
-    if keys == list(ORDER):
+def _check_rerun(answer: Any) -> Feedback:
+    given = expect_mapping(answer, CHANGES, what="the stage each change starts at")
+    wrong = {}
+    for key, value in given.items():
+        choice = expect_choice(
+            value, ORDER, what=f"the stage of change {key!r}", aliases=_STAGE_ALIASES
+        )
+        _, owner, why = CHANGES[key]
+        if choice == owner:
+            continue
+        c, o = stage(choice), stage(owner)
+        if c.number > o.number:
+            problem = (
+                f"starting at stage {c.number} ({choice}) keeps the old {ARTIFACTS[owner]}: "
+                f"stage {o.number} ({owner}) writes it and must run again first"
+            )
+        else:
+            problem = (
+                f"starting at stage {c.number} ({choice}) redoes work for nothing: "
+                f"the {ARTIFACTS[choice]} stays the same"
+            )
+        wrong[key] = f"not {choice!r}: {problem}. Here {why}."
+    if not wrong:
         return Feedback.right(
-            " -> ".join(stage(k).title for k in ORDER) + ". Each stage hands the next one its "
-            "result: the problem card, the model spec, the data version, the trained model."
+            "All right: "
+            + "; ".join(f"({k}) {owner}: {why}" for k, (_, owner, why) in CHANGES.items())
+            + ". A change reruns the stage that owns it and every stage after it that reads its "
+            "result; the earlier stages keep their artifacts in the run directory."
         )
-    hint = (
-        "Follow the hand-overs: what does each stage need that an earlier one produced? "
-        "Training needs a model and data; deployment needs a trained model."
-    )
-    repeated = sorted({k for k in keys if keys.count(k) > 1}, key=ORDER.index)
-    missing = [k for k in ORDER if k not in keys]
-    if missing:
-        return Feedback.wrong(
-            f"You named {repeated} more than once and left out {missing}.",
-            hint="Each of the five stages appears exactly once. " + hint,
-        )
-    pos = {k: i for i, k in enumerate(keys)}
-    problems = []
-    if pos["identify"] != 0:
-        problems.append(
-            "Identifying the problem comes first: the problem card (input shape, head, "
-            "baseline) is what every later stage starts from."
-        )
-    if pos["data"] < pos["design"]:
-        problems.append(
-            "You prepare the data before designing the model. Both start from the problem card "
-            "and neither needs the other; this pipeline designs first (stage 2) so the model's "
-            "input is settled when the data is prepared for it (stage 3)."
-        )
-    if pos["train"] < max(pos["design"], pos["data"]):
-        problems.append("Training needs a model design and prepared data: it comes after both.")
-    if pos["deploy"] != len(ORDER) - 1:
-        problems.append("Only a trained model can be deployed: deployment comes last.")
-    right = [f"{stage(k).title} at {i + 1}" for i, k in enumerate(keys) if k == ORDER[i]]
+    right = [f"({k})" for k in CHANGES if k not in wrong]
     return Feedback.wrong(
-        "\n".join(problems), right=", ".join(right) + "." if right else "", hint=hint
+        f"{len(right)} of {len(CHANGES)} right.\n"
+        + "\n".join(f"({k}) {msg}" for k, msg in wrong.items()),
+        right=", ".join(right) + "." if right else "",
+        hint="Ask which artifact the change alters (problem card, model spec, data set version, "
+        "trained model): the stage that writes it is where the rerun starts.",
     )
 
 
-STAGE_ORDER = Exercise(
+RERUN = Exercise(
     id="0.1",
-    title="the five stages in order",
-    prompt="Put the pipeline's five stages in order: "
-    + ", ".join(repr(k) for k in sorted(ORDER))
-    + ".",
-    expects="a list of 5 stage names (keys such as 'data' or titles such as 'Prepare the data')",
-    solution=list(ORDER),
-    checker=_check_order,
+    title="where a change starts",
+    prompt="Each change below alters one stage's artifact in the run directory; that stage and "
+    "every later one that reads it must run again. Which stage ("
+    + ", ".join(repr(k) for k in ORDER)
+    + ") is the earliest to rerun for each?\n"
+    + "\n".join(f"({k}) {change}" for k, (change, _, _) in CHANGES.items()),
+    expects="a dict {change: stage} such as {'a': 'train', ...}",
+    solution={k: owner for k, (_, owner, _) in CHANGES.items()},
+    checker=_check_rerun,
 )
 
 # ---- 0.2 the step that catches leakage -----------------------------------------------------
@@ -154,14 +185,31 @@ LEAKAGE_STEP = Exercise(
 # ---- 0.3 which representation a downstream task reuses -------------------------------------
 
 REPRESENTATION_NAMES = tuple(name for name, _ in REPRESENTATIONS)
-# encoding, embedding, logits, probabilities: the model's named tensors, in figure 3's order
+LAYER_NAMES = tuple(layer for layer, _ in REPRESENTATION_LAYERS)  # encoding ... attribute head
+# Names of the class head's output: in the digits' models workbench.design.build makes (a
+# multiclass card), the layer `probabilities` is the softmax on the logits, not representation 4.
+SOFTMAX_NAMES = ("probabilities", "softmax", "softmax probabilities", "class probabilities")
+
+
+def _key(text: str) -> str:
+    """`text` as `expect_choice` compares names: lower case, letters and digits only."""
+    return "".join(c for c in text.lower() if c.isalnum())
+
+
+_SOFTMAX_KEYS = {_key(name) for name in SOFTMAX_NAMES}
 _REPRESENTATION_ALIASES = {
-    **dict(zip(NAMED_OUTPUTS, REPRESENTATION_NAMES, strict=False)),
+    **dict(zip(LAYER_NAMES, REPRESENTATION_NAMES, strict=True)),
     "high-dimensional": REPRESENTATION_NAMES[0],
+    "high-dimensional latent": REPRESENTATION_NAMES[0],
     "low-dimensional": REPRESENTATION_NAMES[1],
+    "low-dimensional latent": REPRESENTATION_NAMES[1],
     "pre-activation": REPRESENTATION_NAMES[2],
     "post-activation": REPRESENTATION_NAMES[3],
+    "attributes": REPRESENTATION_NAMES[3],
+    "sigmoid": REPRESENTATION_NAMES[3],
+    "sigmoids": REPRESENTATION_NAMES[3],
     "sigmoid outputs": REPRESENTATION_NAMES[3],
+    "independent probabilities": REPRESENTATION_NAMES[3],
 }
 DOWNSTREAM: dict[str, tuple[str, str, str]] = {  # key -> (task, what it needs, best fit)
     "a": (
@@ -171,8 +219,10 @@ DOWNSTREAM: dict[str, tuple[str, str, str]] = {  # key -> (task, what it needs, 
         REPRESENTATION_NAMES[1],
     ),
     "b": (
-        "Report calibrated, independent yes/no attributes (even, prime, ...) of a digit.",
-        "one number in [0, 1] per attribute that does not depend on the others",
+        "Report independent yes/no attributes of a digit (even, > 4, closed loop, prime), each "
+        "with its own probability.",
+        "one probability P(attribute | x) per attribute, each its own yes/no, not competing with "
+        "the others",
         REPRESENTATION_NAMES[3],
     ),
     "c": (
@@ -186,26 +236,44 @@ _LIMIT = {  # representation -> why it does not suit the other tasks
     "its detail has nothing to do with the task",
     REPRESENTATION_NAMES[1]: "the embedding is a feature vector, neither class scores nor "
     "probabilities",
-    REPRESENTATION_NAMES[2]: "logits are unbounded scores, not probabilities, with only one "
-    "number per class",
-    REPRESENTATION_NAMES[3]: "the probabilities are already squashed into [0, 1], one number per "
-    "label; adding them across models is not adding scores",
+    REPRESENTATION_NAMES[2]: "logits are unbounded scores of the ten classes, one number per "
+    "class: no probability per attribute, and tuned to tell classes apart rather than to "
+    "measure how alike two images look",
+    REPRESENTATION_NAMES[3]: "the attribute head answers four yes/no questions (even, > 4, closed "
+    "loop, prime) with numbers squashed into [0, 1]: neither the ten classes' scores nor a "
+    "vector rich enough to compare images by",
 }
+_SOFTMAX = (
+    "in the digits' models (a multiclass card) the layer 'probabilities' is the class head's "
+    "softmax on the logits: one conditional distribution P(class | x) over ten mutually "
+    "exclusive classes, summing to 1; representation 4 is another head beside it"
+)
+_SOFTMAX_INSTEAD = {
+    REPRESENTATION_NAMES[1]: "it says which class an image is, not which images look alike",
+    REPRESENTATION_NAMES[2]: "its scores are already squashed: combine the logits before the "
+    "softmax (a softmax of summed logits is not the average of two softmaxes)",
+    REPRESENTATION_NAMES[3]: "the attributes need the attribute head, one sigmoid per attribute, "
+    "whose probabilities are independent and need not sum to 1",
+}
+
+
+def _check_one(key: str, value: Any) -> str | None:
+    """Why `value` does not suit task `key`, or None when it is the best fit."""
+    _, need, best = DOWNSTREAM[key]
+    if isinstance(value, str) and _key(value) in _SOFTMAX_KEYS:
+        return f"not {value!r}: {_SOFTMAX}; {_SOFTMAX_INSTEAD[best]}."
+    choice = expect_choice(
+        value,
+        REPRESENTATION_NAMES,
+        what=f"the representation of task {key!r}",
+        aliases=_REPRESENTATION_ALIASES,
+    )
+    return None if choice == best else f"not {choice!r}: {_LIMIT[choice]}. The task needs {need}."
 
 
 def _check_representations(answer: Any) -> Feedback:
     given = expect_mapping(answer, DOWNSTREAM, what="a representation per task")
-    wrong = {}
-    for key, value in given.items():
-        choice = expect_choice(
-            value,
-            REPRESENTATION_NAMES,
-            what=f"the representation of task {key!r}",
-            aliases=_REPRESENTATION_ALIASES,
-        )
-        _, need, best = DOWNSTREAM[key]
-        if choice != best:
-            wrong[key] = f"not {choice!r}: {_LIMIT[choice]}. The task needs {need}."
+    wrong = {k: msg for k, v in given.items() if (msg := _check_one(k, v)) is not None}
     if not wrong:
         return Feedback.right(
             "All right: "
@@ -219,31 +287,84 @@ def _check_representations(answer: Any) -> Feedback:
         right=", ".join(right) + "." if right else "",
         hint="The closer to the input, the richer and larger the representation; the closer to "
         "the output, the more it says about the classes. Ask what the task needs: vectors to "
-        "compare, scores to add, or probabilities to read.",
+        "compare, scores to add, or one yes/no probability per attribute.",
     )
 
 
 REPRESENTATION = Exercise(
     id="0.3",
     title="which representation to reuse",
-    prompt="A trained model exposes four representations: "
+    prompt="The amalgamated model of figure 3 exposes four representations: "
     + ", ".join(REPRESENTATION_NAMES)
     + ". Which one suits each downstream task best?\n"
     + "\n".join(f"({k}) {task}" for k, (task, _, _) in DOWNSTREAM.items()),
-    expects="a dict {task: representation} such as {'a': 'pre-activation logits', ...}",
+    expects="a dict {task: representation} such as {'a': 'pre-activation logits', ...} (the "
+    "layer names of figure 3 work too)",
     solution={k: best for k, (_, _, best) in DOWNSTREAM.items()},
     checker=_check_representations,
 )
 
-EXERCISES = (STAGE_ORDER, LEAKAGE_STEP, REPRESENTATION)
+EXERCISES = (RERUN, LEAKAGE_STEP, REPRESENTATION)
+
+# ---- 0.4 experiment: a random split of duplicated data -------------------------------------
+
+VAL_SHARE, TEST_SHARE = DEFAULT_SPLIT["val_fraction"], DEFAULT_SPLIT["test_fraction"]
+TRAIN_SHARE = 1 - VAL_SHARE - TEST_SHARE  # 0.7 with the workbench's default split
+
+
+def duplicated_split_leakage(source: str = "digits", *, copies: int = 2, seed: int = 0) -> float:
+    """The share of test samples with an exact copy in training, after every sample of
+    `source` is stored `copies` times and the whole lot is split at random (stratified).
+
+    The experiment of exercise 0.4: the workbench's default split, counted by `analyze`.
+    """
+    params.check_int("copies", copies, minimum=1, maximum=10)
+    params.check_int("seed", seed, minimum=0)
+    raw = load_source(source)
+    x, y = np.repeat(raw.x, copies, axis=0), np.repeat(raw.y, copies)  # copies side by side
+    train, val, test = stratified_split(y, VAL_SHARE, TEST_SHARE, seed=seed)
+    report = analyze(x, y, splits={"train": train, "val": val, "test": test})
+    return report.leakage["train/test"] / len(test)
+
+
+DUPLICATES = Experiment(
+    id="0.4",
+    title="a random split of duplicated data",
+    prompt="Suppose every image of the data set was stored twice (say, two exports merged). The "
+    f"cell duplicates every image, splits all of them at random into {TRAIN_SHARE:.0%} train, "
+    f"{VAL_SHARE:.0%} validation and {TEST_SHARE:.0%} test (stratified_split, the workbench's "
+    "split) and lets the analysis count the test images whose copy sits in training. Predict "
+    "that share of the test split.",
+    expects="a share of the test images between 0 and 1, e.g. 0.5",
+    tolerance=0.05,
+    why="The shuffle places a test image's copy like any other image, so it lands in training "
+    f"with about the training share's probability, {TRAIN_SHARE:.1f} ({TRAIN_SHARE:.0%} of the "
+    "other images are there). A random split, stratified or not, never keeps copies together; "
+    "only the analysis, which compares contents across the splits, notices, and a test score on "
+    "such a split measures memory more than generalisation. The fix comes before splitting: "
+    "remove the duplicates, or keep each group of copies in one split. (With 3 copies a test "
+    f"image has two chances: 1 - {1 - TRAIN_SHARE:.1f}**2, about "
+    f"{1 - (1 - TRAIN_SHARE) ** 2:.2f}.)",
+    solution=round(TRAIN_SHARE, 2),
+    minimum=0,
+    maximum=1,
+)
+
+EXPERIMENTS = (DUPLICATES,)
 
 NOTES = """\
-- **Data first.** Students expect "get the data" to be step one. Here the problem card comes
-  first and design and data both build on it; training is where they meet.
+- **A change reruns from its owner on.** Students tend to rerun everything, or only training.
+  Each artifact has one owner: the card (head, loss, baseline) is stage 1's, the spec stage 2's,
+  the data set version (targets, fitted scaling) stage 3's. Changing the task is a stage-1 change
+  even though the data stay the same.
 - **Leakage is found by looking, not by splitting.** A stratified split keeps class shares; it
-  does not stop two identical images from landing on both sides. Only the analysis compares
-  contents (hashes), so it must run on the splits, not just on the raw data.
-- **Probabilities are not always the best output.** For similarity search use the embedding; for
-  ensembling, add logits (averaging softmax outputs is not the same as a softmax of summed
-  scores).
+  does not stop two identical images from landing on both sides (exercise 0.4: with every image
+  stored twice, about 70 % of the test images have their copy in training). Only the analysis
+  compares contents (hashes), so it must run on the splits, not just on the raw data.
+- **Probabilities are not always the best output, and never calibrated by construction.** For
+  similarity search use the embedding; for ensembling, add logits (averaging softmax outputs is
+  not the same as a softmax of summed scores). Softmax and sigmoid outputs are both conditional
+  on the input; softmax is for exclusive classes, one sigmoid per label for independent ones.
+  Whether either is calibrated is measured (a reliability diagram) and can be fixed (temperature
+  scaling fitted on the validation split).
 """

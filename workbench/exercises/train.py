@@ -1,27 +1,38 @@
-"""Stage 4 exercises: an attribute head's threshold, learning curves, BatchNorm's momentum.
+"""Stage 4 exercises: an attribute head's threshold, learning curves, BatchNorm's momentum,
+and an experiment with a ten times smaller learning rate.
 
-Pure numbers, no training: `threshold_curve` makes seeded synthetic scores of one attribute, the
-learning curves are a fixed history as `model.fit` returns it, and the momentum exercise uses the
-spec's default `bn_momentum` and the arithmetic of a moving average.
+The classic three are pure numbers, no training: `threshold_curve` makes seeded synthetic scores
+of one attribute, the learning curves are a fixed history as `model.fit` returns it, and the
+momentum exercise uses the spec's default `bn_momentum` and the arithmetic of a moving average.
+The experiment (4.4) trains: `smaller_learning_rate` reruns the notebook's training with the
+learning rate divided by ten, in a temporary run directory, seeded like the notebook's run.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+import tempfile
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from workbench import params
 from workbench.design import ModelSpec
 from workbench.exercises.base import (
     Exercise,
+    Experiment,
     Feedback,
     expect_choice,
     expect_int,
     expect_number,
     expect_pair,
 )
+from workbench.train import TrainConfig, train
+
+if TYPE_CHECKING:
+    from workbench.data import DatasetVersion
+    from workbench.identify import ProblemCard
 
 # ---- 4.1 the threshold of an attribute head ------------------------------------------------
 
@@ -141,8 +152,9 @@ def _check_curves(answer: Any) -> Feedback:
         return Feedback.right(
             f"overfitting, stop at epoch {epoch}: val_loss is lowest there ({best_val}) and "
             "rises afterwards while the training loss keeps falling: the model starts to "
-            "memorise the training set. Early stopping (patience) with the best epoch kept "
-            "does this automatically."
+            "memorise the training set. The workbench keeps that epoch's weights: it selects "
+            "the epoch with the lowest val_loss (kept as best.keras) and tests and saves those. "
+            "Early stopping (patience) only ends the run sooner; it does not choose the weights."
         )
     problems, right = [], []
     if good_diagnosis:
@@ -189,13 +201,21 @@ CURVES = Exercise(
 # ---- 4.3 BatchNorm's momentum --------------------------------------------------------------
 
 STEPS_PER_EPOCH = 55  # the full profile: 3,500 mnist5k training images / batches of 64
+LONG_RUN_STEPS = 500  # "a few hundred steps": after these, Keras' default 0.99 is fine too
 BN_MOMENTUM = ModelSpec().bn_momentum  # what the workbench's specs use: 0.9
 MOMENTA = (0.99, BN_MOMENTUM)  # Keras' default, the workbench's
 
 
-def _left(momentum: float) -> float:
-    """The share of the initial moving statistics left after one epoch."""
-    return momentum**STEPS_PER_EPOCH
+def _left(momentum: float, steps: int = STEPS_PER_EPOCH) -> float:
+    """The share of the initial moving statistics left after `steps` (default: one epoch)."""
+    return momentum**steps
+
+
+_SHORT_RUN = (
+    f"This is a short-run effect: after a few hundred steps {MOMENTA[0]} works as well "
+    f"({MOMENTA[0]}**{LONG_RUN_STEPS} = {_left(MOMENTA[0], LONG_RUN_STEPS):.1g} of the start "
+    "values left)."
+)
 
 
 def _near(a: float, b: float) -> bool:
@@ -210,8 +230,10 @@ def _check_momentum(answer: Any) -> Feedback:
             f"{m:g}: each step keeps {m:.0%} of the old moving mean and variance, so after one "
             f"epoch {left} of the initial values (mean 0, variance 1) is left: the statistics "
             f"used at inference describe the data. With {MOMENTA[0]}, {_left(MOMENTA[0]):.0%} "
-            "would still be the start values and test accuracy can collapse to chance while "
-            "training looks fine."
+            "would still be the start values after that epoch, and a model tested then can "
+            "score near chance while training looks fine (training normalises with each "
+            f"batch's own statistics). {_SHORT_RUN} The workbench uses {m:g} because its runs "
+            "are short and it validates, and picks the best epoch, from the first epoch on."
         )
     if any(_near(1 - m, c) for c in MOMENTA):
         return Feedback.wrong(
@@ -224,9 +246,12 @@ def _check_momentum(answer: Any) -> Feedback:
     if any(_near(m, c) for c in MOMENTA):
         return Feedback.wrong(
             f"{left}: after one epoch {_left(m):.0%} of the moving statistics is still the "
-            "start value (mean 0, variance 1), so at inference BatchNorm normalises with the "
-            "wrong numbers. Training looks fine (it uses the batch's own statistics); test "
-            "accuracy collapses.",
+            "start value (mean 0, variance 1), so a model tested after that epoch normalises "
+            "with the wrong numbers at inference. Training looks fine (it uses each batch's own "
+            "statistics); test accuracy can collapse toward chance. Only a short run suffers: "
+            f"after a few hundred steps {m:g} works too ({m:g}**{LONG_RUN_STEPS} = "
+            f"{_left(m, LONG_RUN_STEPS):.1g}), but one epoch of {STEPS_PER_EPOCH} steps is not "
+            "enough.",
             hint=f"Compute momentum**{STEPS_PER_EPOCH} for both choices: the share of the "
             "start value that survives one epoch should be close to 0.",
         )
@@ -241,16 +266,70 @@ MOMENTUM = Exercise(
     id="4.3",
     title="BatchNorm's momentum",
     prompt=f"On the full profile an epoch has {STEPS_PER_EPOCH} steps (3,500 images in batches "
-    "of 64). BatchNormalization updates its moving mean "
-    "and variance each step as moving = momentum * moving + (1 - momentum) * batch, starting "
-    "from mean 0 and variance 1, and uses them at inference. Which momentum, "
-    f"{MOMENTA[0]} (Keras' default) or {MOMENTA[1]}, leaves usable statistics after one epoch?",
+    "of 64). BatchNormalization updates its moving mean and variance each step as moving = "
+    "momentum * moving + (1 - momentum) * batch, starting from mean 0 and variance 1, and "
+    "inference uses them. A model is trained for one epoch and then tested. Which momentum, "
+    f"{MOMENTA[0]} (Keras' default) or {MOMENTA[1]}, leaves moving statistics that describe the "
+    "data after that one epoch?",
     expects=f"one of the numbers {MOMENTA[0]} or {MOMENTA[1]}",
     solution=BN_MOMENTUM,
     checker=_check_momentum,
 )
 
 EXERCISES = (THRESHOLD, CURVES, MOMENTUM)
+
+# ---- 4.4 experiment: a ten times smaller learning rate -------------------------------------
+
+RATE_FACTOR = 10  # the experiment divides the run's learning rate by this
+
+
+def smaller_learning_rate(
+    spec: ModelSpec,
+    version: DatasetVersion,
+    config: TrainConfig,
+    *,
+    card: ProblemCard,
+    factor: float = RATE_FACTOR,
+) -> float:
+    """The validation metric of the card (accuracy for classification) of the weights `train`
+    selects when `config` runs with its learning rate divided by `factor`: same spec, data,
+    epochs, schedule and seed. The experiment of exercise 4.4.
+
+    It trains in a temporary run directory, untracked and silent, so it never becomes the run's
+    current model.
+    """
+    params.check_number("factor", factor, minimum=1)
+    slower = config.replace(learning_rate=config.learning_rate / factor)
+    with tempfile.TemporaryDirectory(prefix="workbench-experiment-") as folder:
+        result = train(spec, version, slower, card=card, run_dir=folder, track=False, verbose=0)
+    return float(result.metrics["validation"][f"val_{card.baseline['metric']}"])
+
+
+SMALLER_RATE = Experiment(
+    id="4.4",
+    title="a learning rate ten times smaller",
+    prompt="The cell trains the same spec on the same data, with the same seed, epochs and "
+    f"schedule as the run above, but with its learning rate divided by {RATE_FACTOR} (on the "
+    "profiles, 2e-4 instead of 2e-3), and reports the validation accuracy of the weights it "
+    "selects (the epoch with the lowest val_loss). Predict that validation accuracy.",
+    expects="a validation accuracy between 0 and 1, e.g. 0.8",
+    tolerance=0.05,
+    why="Adam moves each weight by roughly the learning rate or less per step (it divides the "
+    f"gradient by a running estimate of its size), so a rate {RATE_FACTOR} times smaller means "
+    "steps about ten times shorter: in the same number of steps the weights travel much less "
+    "far, and the run ends still underfitting, behind the notebook's run (on the smoke profile "
+    "the slower run's validation loss is still falling at its last epoch, which is the one it "
+    "selects). Yet it is not the same as training a tenth as long: small steps waste less on "
+    "overshooting and on the noise of single batches, so it ends well above where the "
+    "notebook's run stood after its first epoch. Too small a rate underfits within a fixed "
+    "budget of epochs (more epochs would close the gap); too large a rate overshoots, and the "
+    "loss can stall or diverge.",
+    solution=0.91,
+    minimum=0,
+    maximum=1,
+)
+
+EXPERIMENTS = (SMALLER_RATE,)
 
 NOTES = """\
 - **0.5 is not a law.** A sigmoid's 0.5 is only right for balanced, calibrated labels and
@@ -259,7 +338,12 @@ NOTES = """\
   lowest val_loss (the workbench keeps it as best.keras).
 - **Overfitting needs a widening gap**, not just a val_loss above the training loss: that gap
   exists in every healthy run.
+- **Early stopping is not model selection.** `patience` only stops the run; the weights tested
+  are the best epoch by val_loss (best.keras), whether or not the run stopped early.
 - **BatchNorm fine in training, broken at test.** The symptom of a slow momentum on short runs is
-  a good training accuracy and a near-chance test accuracy. PyTorch's `momentum=0.1` is Keras'
-  `0.9` (the weights are swapped).
+  a good training accuracy and a near-chance test accuracy; after a few hundred steps Keras'
+  default 0.99 is fine. PyTorch's `momentum=0.1` is Keras' `0.9` (the weights are swapped).
+- **A smaller learning rate is not "the same, only slower" (4.4).** Students expect a ten times
+  smaller rate to land where the run stood after a tenth of its steps; Adam's shorter steps
+  overshoot less, so it ends higher than that, but below the run at the full rate.
 """

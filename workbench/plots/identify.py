@@ -1,4 +1,4 @@
-"""Stage 1 figure: the labels a card was made from, and the baseline they imply."""
+"""Stage 1 figure: the training labels a card's baseline was learned from, and that baseline."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from workbench.plots.style import class_colour
 
 
 def label_distribution(y: np.ndarray, card: ProblemCard) -> Figure:
-    """Classes: counts with the majority class marked. Labels: positive share per label.
-    Regression: a histogram of the targets with the mean (the baseline predictor)."""
+    """The labels `y` (pass the training split's, which the baseline learns from). Classes:
+    counts with the majority class marked. Labels: positive share per label. Regression: a
+    histogram of the targets with their median (the MAE baseline's prediction)."""
     y = np.asarray(y)
     fig = Figure(figsize=(7, 3.2))
     ax = fig.subplots()
@@ -34,7 +35,7 @@ def label_distribution(y: np.ndarray, card: ProblemCard) -> Figure:
     else:
         values = y.reshape(-1)
         ax.hist(values, bins=30, color=class_colour(0), alpha=0.8)
-        ax.axvline(values.mean(), color="black", linewidth=2, label="mean (baseline prediction)")
+        ax.axvline(np.median(values), color="black", linewidth=2, label="median (baseline)")
         ax.legend(loc="upper right")
         ax.set_xlabel("target value")
         ax.set_ylabel("examples")

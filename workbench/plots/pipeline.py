@@ -1,10 +1,12 @@
 """The chapter's three pipeline figures and each notebook's "where am I" map.
 
-Every box is drawn from `workbench.stages` (STAGES, PRODUCTION_STEPS, REPRESENTATIONS), so a new
-stage or step appears in the figures without touching this module. Stages done in a run directory
-get a thick green outline and a check mark; the `current` stage is filled with its colour.
-Each box carries a `gid` ("stage:data", "step:data:analysis", "representation:1", ...) so tests
-and readers can find it.
+Every box is drawn from `workbench.stages` (STAGES, PRODUCTION_STEPS, REPRESENTATIONS,
+REPRESENTATION_LAYERS, PART_NOTEBOOKS), so a new stage or step appears in the figures without
+touching this module. Stages done in a run directory get a thick green outline and a check mark;
+the `current` stage is filled with its colour; what the workbench does not build yet (its notebook
+does not exist) is dashed and tagged "planned". Each box carries a `gid` ("stage:data",
+"step:data:analysis", "representation:1", ...), its tag "planned:<gid>", so tests and readers can
+find them.
 """
 
 from __future__ import annotations
@@ -24,7 +26,16 @@ from matplotlib.path import Path as MplPath
 from workbench import params
 from workbench.config import resolve_run_dir
 from workbench.plots.style import DONE_EDGE, STAGE_COLOURS, class_colour
-from workbench.stages import PRODUCTION_STEPS, REPRESENTATIONS, STAGES, Stage, done_stages
+from workbench.stages import (
+    PART_NOTEBOOKS,
+    PRODUCTION_STEPS,
+    REPRESENTATION_LAYERS,
+    REPRESENTATIONS,
+    STAGES,
+    Stage,
+    available,
+    done_stages,
+)
 
 NEUTRAL = "#7f7f7f"  # boxes that are not a stage (client, container, collapsed pipeline)
 INK = "#222222"  # text and arrows
@@ -38,6 +49,8 @@ PHASES = {  # figure 1 groups the stages into the 2017 phases
 KEYS = (*(s.key for s in STAGES), *PRODUCTION_STEPS)  # what `done` and `current` may name
 STEP_LABELS = {"qa": "quality assurance"}  # figure 2's production steps, spelled out
 AMALGAM_STAGES = {"input": "data", "bottom": "train", "serving": "deploy"}  # figure 3 part -> stage
+AMALGAM_PARTS = ("attribute head", "downstream tasks", "serving pipeline")  # in PART_NOTEBOOKS
+PLANNED_NOTE = "dashed, planned: not in the workbench yet"
 
 
 @dataclass(frozen=True)
@@ -95,36 +108,55 @@ def _box(
     gid: str,
     done: bool = False,
     current: bool = False,
+    planned: bool = False,
     fontsize: float = 9,
-    dashed: bool = False,
+    frame: bool = False,
 ) -> _Rect:
-    """A rounded, labelled box; done boxes get a green outline and a check, current ones a fill."""
+    """A rounded, labelled box; done boxes get a green outline and a check, current ones a fill.
+
+    A `planned` box (not in the workbench yet) is dashed, faint and tagged "planned"; a `frame`
+    is a dashed, unfilled outline around other boxes, labelled at its top left.
+    """
     edge = DONE_EDGE if done else colour
     patch = FancyBboxPatch(
         (r.x, r.y),
         r.w,
         r.h,
         boxstyle="round,pad=0,rounding_size=0.08",
-        facecolor=colour if current else to_rgba(colour, 0 if dashed else 0.19),
+        facecolor=colour if current else to_rgba(colour, 0 if frame else 0.07 if planned else 0.19),
         edgecolor=edge,
         linewidth=3.5 if done or current else 1.4,
-        linestyle="--" if dashed else "-",
+        linestyle="--" if frame or planned else "-",
         gid=gid,
     )
     ax.add_patch(patch)
     chars = max(6, int(r.w * 72 / (fontsize * 0.66)))  # a bold character is ~0.65 em wide
     lines = (textwrap.fill(line, chars, break_long_words=False) for line in text.split("\n"))
     label = "\n".join(lines)
+    lift = 0.04 if planned else 0  # clear of the "planned" tag on the lower edge
     ax.text(
-        *((r.x + 0.08, r.y + r.h - 0.08) if dashed else (r.x + r.w / 2, r.y + r.h / 2)),
+        *((r.x + 0.08, r.y + r.h - 0.08) if frame else (r.x + r.w / 2, r.y + r.h / 2 + lift)),
         label,
-        ha="left" if dashed else "center",
-        va="top" if dashed else "center",
+        ha="left" if frame else "center",
+        va="top" if frame else "center",
         fontsize=fontsize,
         color="white" if current and _is_dark(colour) else INK,
         fontweight="bold" if current else "normal",
         gid=f"label:{gid}",
     )
+    if planned:  # on the lower left edge, clear of arrows (mid-edges) and the check (upper right)
+        ax.text(
+            r.x + 0.1,
+            r.y,
+            "planned",
+            ha="left",
+            va="center",
+            fontsize=7,
+            style="italic",
+            color=INK,
+            bbox={"boxstyle": "round,pad=0.12", "facecolor": "white", "edgecolor": edge},
+            gid=f"planned:{gid}",
+        )
     if done:
         ax.text(
             r.x + r.w,
@@ -139,6 +171,22 @@ def _box(
             gid=f"done:{gid}",
         )
     return r
+
+
+def _planned_note(ax: Axes, x: float, y: float, *, ha: str = "left", va: str = "top") -> None:
+    """Say what the dashed boxes mean, if the figure has any."""
+    if any((t.get_gid() or "").startswith("planned:") for t in ax.texts):
+        ax.text(
+            x,
+            y,
+            PLANNED_NOTE,
+            ha=ha,
+            va=va,
+            fontsize=8,
+            style="italic",
+            color=NEUTRAL,
+            gid="planned-note",
+        )
 
 
 def _arrow(
@@ -194,8 +242,14 @@ def _resolve(
     return {params.check_choice("done", key, KEYS) for key in done}
 
 
+def _enumerate(items: Iterable[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    *head, last = items
+    return f"{', '.join(head)} and {last}" if head else last
+
+
 def _stage_box(ax: Axes, r: _Rect, s: Stage, *, done: set[str], current: str | None) -> _Rect:
-    """The box of stage `s`, labelled with its number and title."""
+    """The box of stage `s`, labelled with its number and title; planned until it has a notebook."""
     return _box(
         ax,
         r,
@@ -204,6 +258,7 @@ def _stage_box(ax: Axes, r: _Rect, s: Stage, *, done: set[str], current: str | N
         gid=f"stage:{s.key}",
         done=s.key in done,
         current=s.key == current,
+        planned=not s.available,
     )
 
 
@@ -236,7 +291,7 @@ def figure1(
         ax.plot([x0, x0, x1, x1], [y + 0.1, y + 0.2, y + 0.2, y + 0.1], color=NEUTRAL, lw=1)
         ax.text((x0 + x1) / 2, y + 0.25, phase or "", ha="center", fontsize=9, color=NEUTRAL)
 
-    ax.text(1.0, 2.15, "Pipeline 2: the successful pipeline coupled with deployment", fontsize=10)
+    ax.text(1.3, 2.15, "Pipeline 2: the successful pipeline coupled with deployment", fontsize=10)
     slots = _row(len(deployment) + 5, y=0.45, h=0.9, gap=0.55, x0=0.4, x1=11.6)
     first_box = _box(ax, slots[0], "pipeline 1\n(trained model)", colour=NEUTRAL, gid="pipeline1")
     chain = [first_box]
@@ -247,13 +302,15 @@ def figure1(
     _chain(ax, chain)
     inner, client = slots[len(deployment) + 1 : -1], slots[-1]  # container: model ... REST API
     x0, x1 = inner[0].x, client.x - 0.9  # room for the HTTP label
+    planned = not all(s.available for s in deployment)  # the container comes with deployment
     _box(
         ax,
         _Rect(x0, client.y - 0.2, x1 - x0, client.h + 0.75),
         "container (microservice)",
         colour=STAGE_COLOURS["deploy"],
         gid="container",
-        dashed=True,
+        planned=planned,
+        frame=True,
     )
     model = _box(
         ax, replace(inner[0], x=x0 + 0.25), "model", colour=STAGE_COLOURS["train"], gid="model"
@@ -264,19 +321,24 @@ def figure1(
         "REST API",
         colour=STAGE_COLOURS["deploy"],
         gid="rest",
+        planned=planned,
     )
     _box(ax, client, "client", colour=NEUTRAL, gid="client")
     _arrow(ax, chain[-1].right, (x0, chain[-1].right[1]), label="package")
     _arrow(ax, model.right, rest.left, both=True, label="predict")
     _arrow(ax, rest.right, client.left, both=True, label="HTTP")
-    start = (row[0].x + 0.3, row[0].y)
+    # The end of pipeline 1 (its last box) hands its trained model to pipeline 2.
+    end, turn_y = row[-1].bottom, (row[-1].y + first_box.y + first_box.h) / 2 + 0.35
     _arrow(
         ax,
-        start,
-        (start[0], first_box.y + first_box.h),
+        end,
+        (end[0], turn_y),
+        (first_box.top[0], turn_y),
+        first_box.top,
         label="once it succeeds",
-        label_at=(start[0] + 0.8, 1.65),
+        label_at=((end[0] + first_box.top[0]) / 2, turn_y + 0.06),
     )
+    _planned_note(ax, 11.6, 4.45, ha="right", va="baseline")
     return fig
 
 
@@ -310,6 +372,7 @@ def figure2(
                 gid=f"step:{key}",
                 done=key in done,
                 current=key == current,
+                planned=not available(key),
             )
         column = [head]
         for i, step in enumerate(steps, start=1):
@@ -322,6 +385,7 @@ def figure2(
                     colour=STAGE_COLOURS.get(key, NEUTRAL),
                     gid=f"step:{key}:{step}",
                     fontsize=8,
+                    planned=not item.step_available(step),
                 )
             )
         for a, b in itertools.pairwise(column):
@@ -353,6 +417,7 @@ def figure2(
         "every change flows left to right and passes a QA gate before deployment."
     )
     ax.text(0.3, loop_y, textwrap.fill(caption, 55), va="bottom", fontsize=9, color=NEUTRAL)
+    _planned_note(ax, 0.3, loop_y - 0.1)
     return fig
 
 
@@ -362,51 +427,99 @@ def figure3(
     current: str | None = None,
     run_dir: str | Path | None = None,
 ) -> Figure:
-    """2020, model amalgamation: a shared bottom, four representations, tasks that reuse them."""
-    done = _resolve(done, run_dir, current)
-    fig, ax = _canvas("Figure 3 · 2020: model amalgamation — one model, many outputs", 12, 6)
+    """2020, model amalgamation: a shared bottom, four representations, tasks that reuse them.
 
-    def part(r: _Rect, text: str, gid: str, colour: str) -> _Rect:
+    The representations are drawn as the layers of the models `workbench.design.build` makes:
+    encoding -> embedding -> logits, and an attribute head beside the logits; parts that
+    PART_NOTEBOOKS names are planned until their notebook exists.
+    """
+    done = _resolve(done, run_dir, current)
+    fig, ax = _canvas("Figure 3 · 2020: model amalgamation — one model, many outputs", 12, 6.4)
+
+    def part(r: _Rect, text: str, gid: str, colour: str, *, planned: bool = False) -> _Rect:
         key = AMALGAM_STAGES.get(gid)  # the stage that produces this part, if any
         is_current = key is not None and key == current
-        return _box(ax, r, text, colour=colour, gid=gid, done=key in done, current=is_current)
+        return _box(
+            ax,
+            r,
+            text,
+            colour=colour,
+            gid=gid,
+            done=key in done,
+            current=is_current,
+            planned=planned,
+            fontsize=8.5,
+        )
 
-    n, h, gap, top = len(REPRESENTATIONS), 0.7, 0.3, 5.0
+    tasks_planned = not available("downstream tasks")
+    n, h, gap, top = len(REPRESENTATIONS), 0.75, 0.3, 5.0
     ys = [top - i * (h + gap) - h for i in range(n)]
     mid = (ys[0] + ys[-1] + h) / 2
-    inp = part(_Rect(0.3, mid - 0.5, 1.3, 1.0), "input", "input", STAGE_COLOURS["data"])
+    inp = part(_Rect(0.3, mid - 0.5, 1.1, 1.0), "input", "input", STAGE_COLOURS["data"])
     bottom = part(
-        _Rect(2.2, ys[-1], 1.5, top - ys[-1]),
-        "shared convolutional bottom",
+        _Rect(1.85, ys[-1], 1.35, top - ys[-1]),
+        "shared convolutional bottom\n(stem + learner)",
         "bottom",
         STAGE_COLOURS["design"],
     )
     _arrow(ax, inp.right, (bottom.x, inp.right[1]))
-    tasks = []
-    for i, ((representation, task), y) in enumerate(zip(REPRESENTATIONS, ys, strict=True)):
+    reps, tasks, built = [], [], []
+    layers = zip(REPRESENTATIONS, REPRESENTATION_LAYERS, ys, strict=True)
+    for i, ((representation, task), (layer, what), y) in enumerate(layers):
         colour = to_hex(class_colour(i))  # a representation and its task share a colour
-        rep = part(
-            _Rect(4.4, y, 2.5, h), f"({i + 1}) {representation}", f"representation:{i + 1}", colour
+        planned = layer in PART_NOTEBOOKS and not available(layer)
+        if layer not in PART_NOTEBOOKS:
+            built.append(layer)
+        reps.append(
+            part(
+                _Rect(3.9, y, 3.9, h),
+                f"({i + 1}) {representation}\n{layer}: {what}",
+                f"representation:{i + 1}",
+                colour,
+                planned=planned,
+            )
         )
-        tasks.append(part(_Rect(7.6, y, 1.5, h), task, f"task:{i + 1}", colour))
-        _arrow(ax, (bottom.x + bottom.w, rep.left[1]), rep.left)
-        _arrow(ax, rep.right, tasks[-1].left)
+        tasks.append(
+            part(_Rect(8.4, y, 1.0, h), task, f"task:{i + 1}", colour, planned=tasks_planned)
+        )
+        _arrow(ax, reps[-1].right, tasks[-1].left)
+    # How the workbench's models compute them: bottom -> encoding -> embedding -> logits, and
+    # the attribute head on the embedding, beside the logits.
+    _arrow(ax, (bottom.x + bottom.w, reps[0].left[1]), reps[0].left)
+    for a, b in itertools.pairwise(reps[:3]):
+        _arrow(ax, a.bottom, b.top)
+    route = (bottom.x + bottom.w + reps[0].x) / 2
+    _arrow(ax, reps[1].left, (route, reps[1].left[1]), (route, reps[3].left[1]), reps[3].left)
     a, b = (t for _, t in REPRESENTATIONS[:2])
     combined = part(
         _Rect(10.0, (tasks[0].y + tasks[1].y) / 2 - 0.15, 1.7, h + 0.3),
         f"task {n + 1}\ncombines embeddings\nof {a} + {b}",
         f"task:{n + 1}",
         NEUTRAL,
+        planned=tasks_planned,
     )
     for t in tasks[:2]:
-        _arrow(ax, t.right, (9.55, t.right[1]), (9.55, combined.left[1]), combined.left)
+        _arrow(ax, t.right, (9.7, t.right[1]), (9.7, combined.left[1]), combined.left)
     part(
-        _Rect(0.3, 0.25, 11.4, 0.55),
+        _Rect(0.3, 0.2, 11.4, 0.55),
         "serving pipeline: versioned, reconfigurable components "
         "(input → bottom → representations → tasks), each reusable on its own",
         "serving",
         STAGE_COLOURS["deploy"],
+        planned=not available("serving pipeline"),
     )
+    note = [
+        f"Solid: built — the layers {_enumerate(built)} of the models workbench.design.build "
+        "makes, reusable as model.get_layer(name)."
+    ]
+    later = [p for p in AMALGAM_PARTS if not available(p)]
+    if later:
+        notebooks = sorted({PART_NOTEBOOKS[p] for p in later})
+        note.append(
+            f"Dashed, planned: the amalgamated model's {_enumerate(later)} "
+            f"(notebook {_enumerate(notebooks)})."
+        )
+    ax.text(0.3, 5.8, "\n".join(note), va="top", fontsize=8.5, color=NEUTRAL, gid="note")
     return fig
 
 
@@ -429,7 +542,7 @@ def where_am_i(current: str | None, *, run_dir: str | Path | None = None) -> Fig
         ],
     )
     where = f" in {Path(run_dir).name}" if run_dir is not None else ""
-    ax.text(
-        11.7, 1.2, f"filled: this notebook · ✓ done{where}", ha="right", fontsize=8, color=NEUTRAL
-    )
+    planned = " · dashed: planned" if not all(s.available for s in STAGES) else ""
+    legend = f"filled: this notebook{planned} · ✓ done{where}"
+    ax.text(11.7, 1.2, legend, ha="right", fontsize=8, color=NEUTRAL)
     return fig

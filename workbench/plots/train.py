@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from workbench.evaluate import Evaluation
 
 TRAIN, VAL, BEST = "#4C72B0", "#DD8452", "#2ca02c"  # train curve, validation curve, best epoch
+MAX_EPOCH_TICKS = 15  # up to this many epochs, a tick for each; beyond, whole numbers only
 
 
 def _metric_name(history: dict[str, Sequence[float]]) -> str | None:
@@ -57,7 +58,10 @@ def plot_history(
             ax.axvline(at, color=BEST, ls="--", lw=1, label=f"best epoch ({at})")
         ax.set_title(name)
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(x) <= MAX_EPOCH_TICKS:
+            ax.set_xticks(x)  # one tick per epoch: 1, 2, 3 ...
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -192,8 +196,10 @@ def plot_per_class(ev: Evaluation) -> Figure:
 
 
 def plot_reliability(ev: Evaluation) -> Figure:
-    """Reliability diagram: accuracy vs confidence per bin (on the diagonal = calibrated),
-    with how many predictions fall in each bin below."""
+    """Reliability diagram: predictions binned by confidence; per bin a bar (its accuracy) and
+    a point (x = the bin's mean confidence, y = its accuracy; on the diagonal = calibrated),
+    with how many predictions fall in each bin below. ECE is the count-weighted mean of the
+    points' vertical distances to the diagonal."""
     c = ev.calibration
     if c is None:
         raise ValueError(f"plot_reliability: a {ev.task} evaluation has no calibration.")
@@ -202,9 +208,12 @@ def plot_reliability(ev: Evaluation) -> Figure:
     fig = Figure(figsize=(5, 5.2), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     top.bar(centres, np.nan_to_num(c["accuracy"]), width, color=TRAIN, edgecolor="black",
-            linewidth=0.4, label="accuracy in bin")  # fmt: skip
-    top.plot([0, 1], [0, 1], "--", color="gray", label="perfectly calibrated")
-    top.plot(c["confidence"], c["accuracy"], "o", color=VAL, ms=4, label="mean confidence")
+            linewidth=0.4, label="accuracy of the bin's predictions")  # fmt: skip
+    top.plot(
+        [0, 1], [0, 1], "--", color="gray", label="perfectly calibrated (accuracy = confidence)"
+    )
+    top.plot(c["confidence"], c["accuracy"], "o", color=VAL, ms=4,
+             label="one bin: x = its mean confidence, y = its accuracy")  # fmt: skip
     top.set_ylabel("accuracy")
     top.set_ylim(0, 1)
     top.set_title(f"Reliability ({ev.split}): ECE {c['ece']:.3f}")
@@ -237,17 +246,29 @@ def plot_residuals(ev: Evaluation) -> Figure:
     return fig
 
 
+COMPARE_METRICS = (  # validation numbers of each run's selected weights: the first one present
+    "selected_val_accuracy",
+    "selected_val_binary_accuracy",
+    "selected_val_mae",
+    "selected_val_loss",
+)
+
+
 def compare_runs(
     runs: Sequence[dict[str, Any]],
     *,
-    metric: str = "test_accuracy",
+    metric: str | None = None,
     columns: Sequence[str] = ("name", "status", "config.epochs", "config.learning_rate"),
 ) -> Figure:
     """Tracked runs side by side (rows of `tracking.list_runs`): a table of their settings
-    and a bar of `metric` per run."""
+    and a bar of `metric` per run. Runs are compared on validation numbers (default: the first
+    of COMPARE_METRICS the runs have); test numbers are the final estimate, not for choosing."""
     runs = list(runs)
     if not runs:
         raise ValueError("compare_runs: got no runs; expected rows of tracking.list_runs().")
+    if metric is None:
+        found = [m for m in COMPARE_METRICS if any(m in r for r in runs)]
+        metric = found[0] if found else COMPARE_METRICS[0]
     labels = [str(r.get("name", i))[-24:] for i, r in enumerate(runs)]
     values = [float(r.get(metric, np.nan)) for r in runs]
     fig = Figure(figsize=(9, 2.6 + 0.32 * len(runs)), layout="constrained")
