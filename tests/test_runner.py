@@ -113,4 +113,8 @@ def test_quiet_execution_prints_nothing_not_even_the_kernel_warning(tmp_path, ca
     runner.execute(nb, tmp_path / "out.ipynb", progress=False)
     out, err = capfd.readouterr()
     assert "without encryption" not in err  # ipykernel 7's warning on every kernel start
-    assert (out, err) == ("", "")
+    assert out == "" and "only in the notebook" not in err
+    # Rarely, libzmq in the kernel process prints an assertion while the kernel shuts down
+    # ("Assertion failed: pfd.revents & POLLIN (src/signaler.cpp:238)"), after the notebook ran;
+    # that line is the kernel's, not the runner's, so only it is tolerated here.
+    assert [line for line in err.splitlines() if "src/signaler.cpp" not in line] == []

@@ -58,6 +58,15 @@ class Feedback:
         lines = [problem, *([f"What's right: {right}"] if right else []), f"Hint: {hint}"]
         return cls(False, "\n".join(lines))
 
+    @classmethod
+    def your_turn(cls, exercise: Any, how: str) -> Feedback:
+        """The friendly reply to an unanswered exercise: its prompt and how to answer."""
+        return cls(
+            False,
+            f"Your turn — exercise {exercise.id}, {exercise.title}.\n{exercise.prompt}\n{how}",
+            answered=False,
+        )
+
     @property
     def symbol(self) -> str:
         return "✓" if self.ok else ("✗" if self.answered else "✎")
@@ -71,6 +80,11 @@ class Feedback:
         # A cell ending with run(...) shows its feedback once: run() printed it already.
         if not self.printed:
             print(self)
+
+
+def _unanswered(answer: Any) -> bool:
+    """`...` (the cell as handed out) or None: nothing to check yet."""
+    return answer is ... or answer is None
 
 
 class AnswerError(Exception):
@@ -97,13 +111,8 @@ class Exercise:
 
     def check(self, answer: Any) -> Feedback:
         """Check `answer` and say why; never raises, whatever `answer` is."""
-        if answer is ... or answer is None:
-            return Feedback(
-                False,
-                f"Your turn — exercise {self.id}, {self.title}.\n{self.prompt}\n"
-                f"Answer with {self.expects}.",
-                answered=False,
-            )
+        if _unanswered(answer):
+            return Feedback.your_turn(self, f"Answer with {self.expects}.")
         try:
             feedback = self.checker(answer)
         except AnswerError as e:
@@ -151,12 +160,9 @@ class Experiment:
 
     def check(self, answer: Any, observed: Any = None) -> Feedback:
         """Compare the prediction `answer` with the experiment's `observed` number; never raises."""
-        if answer is ... or answer is None:
-            return Feedback(
-                False,
-                f"Your turn — exercise {self.id}, {self.title}.\n{self.prompt}\n"
-                f"Predict with {self.expects}, then run the cell again.",
-                answered=False,
+        if _unanswered(answer):
+            return Feedback.your_turn(
+                self, f"Predict with {self.expects}, then run the cell again."
             )
         if not params.is_number(observed):
             return Feedback(
@@ -208,7 +214,7 @@ def run(
         answer = exercise.solution
         print(f"Reference solution of exercise {exercise.id}: {answer!r}")
     if isinstance(exercise, Experiment):
-        if callable(observed) and answer is not ... and answer is not None:
+        if callable(observed) and not _unanswered(answer):
             observed = observed()
         feedback = exercise.check(answer, observed)
     else:
