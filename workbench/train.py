@@ -134,7 +134,7 @@ class TrainConfig:
 PROFILE_CONFIGS: dict[str, dict[str, Any]] = {  # on top of the profile's epochs and batch size
     "smoke": {},  # 8 epochs (config.PROFILES), constant learning rate, no augmentation
     # compact_bn + augmentation + BN momentum 0.9 (in the spec) + cosine Adam 2e-3 with warmup,
-    # 28 epochs: 98.6 % +- 0.4 test on mnist5k in ~128 s on 2 cores (seeds 0-2,
+    # 28 epochs: 98.6 % +- 0.5 test on mnist5k in ~96 s on 2 cores (seeds 0-2, selected epoch,
     # benchmarks/full_profile.py; a first measurement on a busier machine: 98.2 % in ~250 s).
     "full": {
         "warmup_epochs": 2.0,
