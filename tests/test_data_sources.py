@@ -120,11 +120,92 @@ def test_folder_unreadable_image(tmp_path):
         load_source(f"folder:{root}")
 
 
-def test_folder_images_of_different_sizes(tmp_path):
+def test_folder_images_of_different_sizes_are_resized_to_the_most_common(tmp_path):
     root = write_png_folder(tmp_path / "imgs")
-    Image.new("L", (9, 9)).save(root / "dog" / "big.png")
-    with pytest.raises(DataError, match=r"big.png' is 9x9 pixels; expected 6x5"):
+    Image.new("L", (9, 9), 77).save(root / "dog" / "big.png")
+    raw = load_source(f"folder:{root}")
+    assert raw.x.shape == (7, 5, 6)  # six 6x5 images outvote one 9x9
+    assert raw.x[6].min() == raw.x[6].max() == 77  # dog/big.png, last in sorted order
+    assert raw.notes["resized"] == 1 and raw.notes["sizes"] == {"6x5": 6, "9x9": 1}
+    assert raw.notes["image_size"] == [5, 6]
+
+
+def write_messy_folder(root):
+    """Two sizes, RGB and grayscale, a corrupt and a truncated PNG, and files to ignore."""
+    write_png_folder(root, per_class=2, size=(8, 8))  # cat/0-1, dog/0-1: L, 8x8
+    Image.new("RGB", (12, 10), (200, 0, 0)).save(root / "cat" / "red.png")
+    Image.new("L", (4, 4), 9).save(root / "dog" / "small.png")
+    (root / "cat" / "corrupt.png").write_bytes(b"\x89PNG garbage, not an image")
+    stream = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (32, 32), np.uint8)
+    Image.fromarray(noise).save(stream, "PNG")
+    (root / "dog" / "truncated.png").write_bytes(stream.getvalue()[:300])
+    (root / "cat" / ".DS_Store").write_bytes(b"\x00\x01")
+    (root / "dog" / "notes.txt").write_text("taken on my phone")
+    (root / "dog" / "Thumbs.db").write_bytes(b"\x00")
+    (root / ".hidden").mkdir()
+    return root
+
+
+def test_folder_with_mixed_and_bad_files_names_the_bad_file(tmp_path):
+    root = write_messy_folder(tmp_path / "imgs")
+    with pytest.raises(DataError, match=r"cannot read image '.*corrupt.png' .*skip_bad=True"):
         load_source(f"folder:{root}")
+    (root / "cat" / "corrupt.png").unlink()
+    with pytest.raises(DataError, match=r"cannot read image '.*truncated.png' \(image file is"):
+        load_source(f"folder:{root}")
+
+
+def test_folder_skip_bad_reads_the_rest_and_reports_it(tmp_path):
+    root = write_messy_folder(tmp_path / "imgs")
+    raw = load_source(f"folder:{root}", skip_bad=True, image_size=(6, 7))
+    assert raw.x.shape == (6, 6, 7, 3) and raw.y.tolist() == [0, 0, 0, 1, 1, 1]
+    assert raw.x[2].reshape(-1, 3).tolist() == [[200, 0, 0]] * 42  # cat/red.png, resized
+    notes = raw.notes
+    assert notes["images"] == {"cat": 3, "dog": 3} and notes["color"] == "rgb"
+    assert notes["sizes"] == {"8x8": 4, "12x10": 1, "4x4": 1} and notes["resized"] == 6
+    assert notes["modes"] == {"L": 5, "RGB": 1} and notes["converted"] == 5
+    assert sorted(notes["skipped"]) == ["cat/corrupt.png", "dog/truncated.png"]
+    assert "cannot identify image file" in notes["skipped"]["cat/corrupt.png"]
+    assert notes["ignored"] == [".hidden", "cat/.DS_Store", "dog/Thumbs.db", "dog/notes.txt"]
+    default = load_source(f"folder:{root}", skip_bad=True, color="grayscale")
+    assert default.x.shape == (6, 8, 8) and default.notes["resized"] == 2  # the most common size
+
+
+def test_folder_class_with_only_bad_images(tmp_path):
+    root = write_png_folder(tmp_path / "imgs", per_class=1)
+    (root / "dog" / "0.png").write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"class folder\(s\) \['dog'\] have no readable image"):
+        load_source(f"folder:{root}", skip_bad=True)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"image_size": 28},
+            r"image_size must be \(height, width\), two positive integers, got 28",
+        ),
+        ({"image_size": (28, 0)}, r"image_size\[1\] must be a positive integer, got 0"),
+        ({"skip_bad": "yes"}, r"skip_bad must be True or False, got 'yes'"),
+        ({"color": "RGB"}, r"unknown color 'RGB'; expected one of \['auto', 'grayscale', 'rgb'\]"),
+    ],
+)
+def test_folder_bad_options(tmp_path, options, message):
+    root = write_png_folder(tmp_path / "imgs")
+    with pytest.raises(DataError, match=message):
+        load_source(f"folder:{root}", **options)
+
+
+def test_folder_shows_progress_only_for_large_folders(tmp_path, monkeypatch, capsys):
+    from workbench.data import sources
+
+    root = write_png_folder(tmp_path / "imgs", per_class=2)
+    load_source(f"folder:{root}")
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sources, "PROGRESS_MIN_IMAGES", 3)
+    load_source(f"folder:{root}")
+    assert "4/4" in capsys.readouterr().err
 
 
 # ---- csv:PATH --------------------------------------------------------------------------------
@@ -282,7 +363,6 @@ def test_keras_cifar10_refuses_pickled_code(tmp_path):
 
 
 def test_folder_unexpected_argument(tmp_path):
-    with pytest.raises(
-        DataError, match=r"unexpected argument\(s\) \['target'\]; it accepts \['color'\]"
-    ):
+    accepts = r"it accepts \['color', 'image_size', 'skip_bad'\]"
+    with pytest.raises(DataError, match=r"unexpected argument\(s\) \['target'\]; " + accepts):
         load_source(f"folder:{tmp_path}", target="y")

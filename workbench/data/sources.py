@@ -14,6 +14,7 @@ import inspect
 import io
 import pickle
 import tarfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,11 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import DataError
+from workbench.params import check_bool, check_choice, check_int
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+PROGRESS_MIN_IMAGES = 300  # folder: a progress bar only above this many images
+_GRAY_MODES = ("1", "L", "LA", "I;16", "I")  # Pillow modes read as grayscale by color="auto"
 DIGIT_SOURCES = ("digits", "mnist5k", "keras:mnist")  # labels are the digits 0-9
 _KERAS_BASE = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 
@@ -85,7 +89,7 @@ _DESCRIPTIONS = {
     "keras:mnist": "70,000 MNIST images 28x28 with Keras' test split (download, 11 MB)",
     "keras:fashion_mnist": "70,000 Fashion-MNIST images 28x28, 10 classes (download, 30 MB)",
     "keras:cifar10": "60,000 colour images 32x32x3, 10 classes (download, 163 MB)",
-    "folder:PATH": "your images: one subfolder per class, PNG or JPEG, all the same size",
+    "folder:PATH": "your images: one subfolder per class, PNG or JPEG, resized to one size",
     "csv:PATH": "your table: a header row, numeric or text columns, target= names the label",
 }
 
@@ -103,6 +107,7 @@ class RawData:
     predefined_test: tuple[np.ndarray, np.ndarray] | None = None  # the source's own test set
     pixel_max: float | None = None  # largest possible pixel value (16 for digits, else 255)
     categories: dict[str, list[str]] = field(default_factory=dict)  # text columns -> codes
+    notes: dict[str, Any] = field(default_factory=dict)  # what the loader did (folder: counts)
 
     def __repr__(self) -> str:
         classes = (
@@ -125,7 +130,8 @@ def list_sources() -> dict[str, str]:
 def load_source(source: str, **kwargs: Any) -> RawData:
     """Load `source` (see `list_sources()`); keyword arguments go to that source's loader.
 
-    `csv:PATH` takes `target=`; `folder:PATH` takes `color=` ("auto", "grayscale", "rgb");
+    `csv:PATH` takes `target=`; `folder:PATH` takes `color=` ("auto", "grayscale", "rgb"),
+    `image_size=(height, width)` and `skip_bad=` (see `_load_folder`);
     `keras:*` take `cache_dir=`, `origin=` and `file_hash=` (one-file sources) or
     `downloads={fname: (origin, file_hash)}` to fetch from elsewhere.
     """
@@ -202,61 +208,147 @@ def _load_sklearn(source: str) -> RawData:
 # ---- the student's own files ---------------------------------------------------------------
 
 
-def _load_folder(source: str, path: Path, *, color: str = "auto") -> RawData:
-    from PIL import Image, UnidentifiedImageError
+def _load_folder(
+    source: str,
+    path: Path,
+    *,
+    color: str = "auto",
+    image_size: tuple[int, int] | None = None,
+    skip_bad: bool = False,
+) -> RawData:
+    """One subfolder per class of PNG/JPEG images, read as Keras' `image_dataset_from_directory`.
 
-    if color not in ("auto", "grayscale", "rgb"):
+    Each image is converted to `color` ("auto": grayscale if every image is, else RGB), then
+    resized bilinearly to `image_size` (height, width); the default is the most common size
+    among the images (ties: the first in file order), so a folder of one size keeps it. Hidden
+    files and files not ending in `IMAGE_SUFFIXES` are ignored; an unreadable or truncated image
+    is a DataError, or skipped with `skip_bad=True`. `RawData.notes` counts what was done.
+    """
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    owner = f"Source {source!r}"
+    color = check_choice("color", color, ("auto", "grayscale", "rgb"), error=DataError, owner=owner)
+    skip_bad = check_bool("skip_bad", skip_bad, error=DataError, owner=owner)
+    if image_size is not None:
+        image_size = _check_image_size(owner, image_size)
+    class_dirs, files, ignored = _list_folder(source, path)
+    skipped: dict[str, str] = {}
+
+    def bad(file: Path, e: Exception) -> None:
+        if not skip_bad:
+            raise DataError(
+                f"{owner}: cannot read image {str(file)!r} ({e}); expected a valid PNG or JPEG "
+                "file. Replace or remove it, or pass skip_bad=True to skip unreadable images."
+            ) from e
+        skipped[file.relative_to(path).as_posix()] = str(e)
+
+    headers: dict[Path, tuple[tuple[int, int], str]] = {}  # (width, height) and mode on disk
+    for file, _ in files:  # headers only: no pixels decoded yet
+        try:
+            with Image.open(file) as im:
+                headers[file] = (im.size, im.mode)
+        except (OSError, ValueError) as e:
+            bad(file, e)
+    readable = [(file, label) for file, label in files if file in headers]
+    if not readable:
         raise DataError(
-            f"Source {source!r}: color={color!r}; expected 'auto', 'grayscale' or 'rgb'."
+            f"{owner}: no readable image in {str(path)!r} (skipped {sorted(skipped)}); "
+            "expected valid PNG or JPEG files."
         )
+    if color == "auto":
+        gray = all(mode in _GRAY_MODES for _, mode in headers.values())
+        color = "grayscale" if gray else "rgb"
+    mode = "L" if color == "grayscale" else "RGB"
+    if image_size is None:
+        width, height = Counter(size for size, _ in headers.values()).most_common(1)[0][0]
+    else:
+        height, width = image_size
+    x = np.empty((len(readable), height, width, *(() if mode == "L" else (3,))), np.uint8)
+    y = np.empty(len(readable), np.int64)
+    kept: list[Path] = []
+    quiet = len(readable) <= PROGRESS_MIN_IMAGES
+    for file, label in tqdm(readable, desc=source, unit="image", disable=quiet):
+        try:
+            with Image.open(file) as im:
+                im.load()  # decodes: a truncated file fails here
+                converted = im.convert(mode)
+        except (OSError, ValueError) as e:
+            bad(file, e)
+            continue
+        if converted.size != (width, height):
+            converted = converted.resize((width, height), Image.Resampling.BILINEAR)
+        x[len(kept)], y[len(kept)] = np.asarray(converted), label
+        kept.append(file)
+    x, y = x[: len(kept)], y[: len(kept)]  # views: no copy when images were skipped
+    names = tuple(p.name for p in class_dirs)
+    per_class = dict.fromkeys(names, 0) | Counter(names[label] for label in y.tolist())
+    empty = [name for name, n in per_class.items() if n == 0]
+    if empty:
+        raise DataError(
+            f"{owner}: class folder(s) {empty} have no readable image (skipped "
+            f"{sorted(skipped)}); expected at least one valid PNG or JPEG per class."
+        )
+    sizes = [headers[file][0] for file in kept]
+    modes = [headers[file][1] for file in kept]
+    notes = {
+        "images": per_class,  # images read per class
+        "image_size": [height, width],
+        "color": color,
+        "sizes": dict(Counter(f"{w}x{h}" for w, h in sizes)),  # width x height on disk
+        "resized": sum(size != (width, height) for size in sizes),
+        "modes": dict(Counter(modes)),  # Pillow modes on disk, before conversion
+        "converted": sum(m != mode for m in modes),
+        "skipped": skipped,  # unreadable files and why
+        "ignored": ignored,  # hidden and non-image entries
+    }
+    return RawData(x, y, names, "image", source, pixel_max=255.0, notes=notes)
+
+
+def _check_image_size(owner: str, value: Any) -> tuple[int, int]:
+    """`image_size` as (height, width), two positive integers."""
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise DataError(
+            f"{owner}: image_size must be (height, width), two positive integers, got "
+            f"{value!r}. Pass e.g. image_size=(28, 28)."
+        )
+    height, width = (
+        check_int(f"image_size[{i}]", v, minimum=1, error=DataError, owner=owner)
+        for i, v in enumerate(value)
+    )
+    return height, width
+
+
+def _list_folder(source: str, path: Path) -> tuple[list[Path], list[tuple[Path, int]], list[str]]:
+    """The class folders, the image files with their labels, and the entries ignored."""
     if not path.is_dir():
         raise DataError(
             f"Source {source!r}: folder {str(path)!r} does not exist; expected a folder "
             "with one subfolder of images per class."
         )
-    class_dirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    entries = sorted(path.iterdir())
+    class_dirs = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
     if not class_dirs:
         raise DataError(
             f"Source {source!r}: folder {str(path)!r} has no subfolders; expected one "
             "subfolder per class (e.g. cats/, dogs/) holding PNG or JPEG images."
         )
-    images, labels = [], []
+    ignored = [p for p in entries if p not in class_dirs]
+    files = []
     for label, folder in enumerate(class_dirs):
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
+        images = [
+            p
+            for p in sorted(folder.iterdir())
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+        ]
+        if not images:
             raise DataError(
                 f"Source {source!r}: class folder {str(folder)!r} has no images; expected "
                 f"files ending in {list(IMAGE_SUFFIXES)}. Add images or remove the folder."
             )
-        for file in files:
-            try:
-                with Image.open(file) as im:
-                    im.load()
-                    images.append((file, im.copy()))
-            except (UnidentifiedImageError, OSError) as e:
-                raise DataError(
-                    f"Source {source!r}: cannot read image {str(file)!r} ({e}); expected a "
-                    "valid PNG or JPEG file."
-                ) from e
-            labels.append(label)
-    if color == "auto":
-        gray = all(im.mode in ("1", "L", "LA", "I;16", "I") for _, im in images)
-        color = "grayscale" if gray else "rgb"
-    mode = "L" if color == "grayscale" else "RGB"
-    size = images[0][1].size
-    arrays = []
-    for file, im in images:
-        if im.size != size:
-            raise DataError(
-                f"Source {source!r}: image {str(file)!r} is {im.size[0]}x{im.size[1]} pixels; "
-                f"expected {size[0]}x{size[1]} like {str(images[0][0])!r}. Resize all "
-                "images to one size."
-            )
-        arrays.append(np.asarray(im.convert(mode), dtype=np.uint8))
-    x = np.stack(arrays)  # (N, H, W) grayscale or (N, H, W, 3) RGB
-    names = tuple(p.name for p in class_dirs)
-    y = np.asarray(labels, np.int64)
-    return RawData(x, y, names, "image", source, pixel_max=255.0)
+        ignored += [p for p in folder.iterdir() if p not in images]
+        files += [(p, label) for p in images]
+    return class_dirs, files, sorted(p.relative_to(path).as_posix() for p in ignored)
 
 
 def _load_csv(source: str, path: Path, *, target: str | None = None) -> RawData:
