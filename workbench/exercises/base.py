@@ -59,6 +59,18 @@ class Feedback:
         return cls(False, "\n".join(lines))
 
     @classmethod
+    def tally(cls, keys: Sequence[str], wrong: Mapping[str, str], *, hint: str) -> Feedback:
+        """A multi-part answer with wrong parts: how many are right, one line per wrong part
+        (after its key), the right parts named, and a hint."""
+        right = [f"({k})" for k in keys if k not in wrong]
+        lines = "\n".join(f"({k}) {message}" for k, message in wrong.items())
+        return cls.wrong(
+            f"{len(right)} of {len(keys)} right.\n{lines}",
+            right=", ".join(right) + "." if right else "",
+            hint=hint,
+        )
+
+    @classmethod
     def your_turn(cls, exercise: Any, how: str) -> Feedback:
         """The friendly reply to an unanswered exercise: its prompt and how to answer."""
         return cls(

@@ -193,7 +193,7 @@ def _check_practices(answer: Any) -> Feedback:
         _, truth, why = PRACTICES[key]
         if leaks != truth:
             said = "leaks" if leaks else "does not leak"
-            wrong[key] = f"({key}) {said}? No: {why}."
+            wrong[key] = f"{said}? No: {why}."
     if not wrong:
         return Feedback.right(
             "All right: "
@@ -204,10 +204,9 @@ def _check_practices(answer: Any) -> Feedback:
             + ". Anything learned or chosen, a statistic or a setting, comes from training and "
             "validation data; the test split is only measured, once."
         )
-    right = [f"({k})" for k in PRACTICES if k not in wrong]
-    return Feedback.wrong(
-        f"{len(right)} of {len(PRACTICES)} right.\n" + "\n".join(wrong.values()),
-        right=", ".join(right) + "." if right else "",
+    return Feedback.tally(
+        list(PRACTICES),
+        wrong,
         hint="For each practice ask: do the test samples, or their score, change anything the "
         "model is trained on or anything chosen for it?",
     )

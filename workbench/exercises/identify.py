@@ -259,11 +259,9 @@ def _check_tasks(answer: Any) -> Feedback:
             "All 5 right: a quantity is regression; one of two outcomes is binary; exactly one "
             "of N classes is multiclass; any subset of N labels is multilabel."
         )
-    right = [f"({k})" for k in SCENARIOS if k not in wrong]
-    return Feedback.wrong(
-        f"{len(right)} of {len(SCENARIOS)} right.\n"
-        + "\n".join(f"({k}) {msg}" for k, msg in wrong.items()),
-        right=", ".join(right),
+    return Feedback.tally(
+        list(SCENARIOS),
+        wrong,
         hint="Ask what one example's answer looks like: a quantity (regression), one of two "
         "outcomes (binary), exactly one of N classes (multiclass), any subset of N labels "
         "(multilabel).",

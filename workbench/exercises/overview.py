@@ -105,11 +105,9 @@ def _check_rerun(answer: Any) -> Feedback:
             + ". A change reruns the stage that owns it and every stage after it that reads its "
             "result; the earlier stages keep their artifacts in the run directory."
         )
-    right = [f"({k})" for k in CHANGES if k not in wrong]
-    return Feedback.wrong(
-        f"{len(right)} of {len(CHANGES)} right.\n"
-        + "\n".join(f"({k}) {msg}" for k, msg in wrong.items()),
-        right=", ".join(right) + "." if right else "",
+    return Feedback.tally(
+        list(CHANGES),
+        wrong,
         hint="Ask which artifact the change alters (problem card, model spec, data set version, "
         "trained model): the stage that writes it is where the rerun starts.",
     )
@@ -280,11 +278,9 @@ def _check_representations(answer: Any) -> Feedback:
             + "; ".join(f"({k}) {best} gives {need}" for k, (_, need, best) in DOWNSTREAM.items())
             + ". One trained model serves all of them (the amalgamation)."
         )
-    right = [f"({k})" for k in DOWNSTREAM if k not in wrong]
-    return Feedback.wrong(
-        f"{len(right)} of {len(DOWNSTREAM)} right.\n"
-        + "\n".join(f"({k}) {msg}" for k, msg in wrong.items()),
-        right=", ".join(right) + "." if right else "",
+    return Feedback.tally(
+        list(DOWNSTREAM),
+        wrong,
         hint="The closer to the input, the richer and larger the representation; the closer to "
         "the output, the more it says about the classes. Ask what the task needs: vectors to "
         "compare, scores to add, or one yes/no probability per attribute.",

@@ -19,7 +19,21 @@ from workbench.plots.data import augmentation_grid, report_figure, sample_grid
 from workbench.widgets.base import View, png
 
 
-class SampleGrid(View):
+class _FigureView(View):
+    """A view whose figure is one image widget, redrawn when one of its controls changes."""
+
+    _image: w.Image
+
+    @property
+    def png(self) -> bytes:
+        """The figure shown, as PNG bytes."""
+        return bytes(self._image.value)
+
+    def _on_change(self, change: dict) -> None:
+        self.refresh()
+
+
+class SampleGrid(_FigureView):
     """Random samples of a data set, filtered by a class dropdown."""
 
     def __init__(
@@ -40,14 +54,6 @@ class SampleGrid(View):
         self._root = w.VBox([self._classes, self._image])
         self.refresh()
 
-    @property
-    def png(self) -> bytes:
-        """The figure shown, as PNG bytes."""
-        return bytes(self._image.value)
-
-    def _on_change(self, change: dict) -> None:
-        self.refresh()
-
     def refresh(self) -> None:
         """Redraw the grid for the selected class."""
         k = self._classes.value
@@ -62,7 +68,7 @@ class SampleGrid(View):
         self._image.value = png(fig)
 
 
-class AugmentationPreview(View):
+class AugmentationPreview(_FigureView):
     """Augmented copies of one image; a slider scales rotation, translation and zoom."""
 
     def __init__(
@@ -88,14 +94,6 @@ class AugmentationPreview(View):
         self._root = w.VBox([self._strength, self._image])
         self.refresh()
 
-    @property
-    def png(self) -> bytes:
-        """The figure shown, as PNG bytes."""
-        return bytes(self._image.value)
-
-    def _on_change(self, change: dict) -> None:
-        self.refresh()
-
     def refresh(self) -> None:
         """Draw new augmented copies at the selected strength."""
         s = self._strength.value
@@ -108,7 +106,7 @@ class AugmentationPreview(View):
         )
 
 
-class DataReportView(View):
+class DataReportView(_FigureView):
     """The data report: checks and warnings as a table, and the report figure."""
 
     def __init__(self, report: DataReport):
@@ -118,11 +116,6 @@ class DataReportView(View):
         self.controls = {}
         self._root = w.VBox([self._table, self._image])
         self.refresh()
-
-    @property
-    def png(self) -> bytes:
-        """The figure shown, as PNG bytes."""
-        return bytes(self._image.value)
 
     @property
     def html(self) -> str:
