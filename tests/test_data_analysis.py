@@ -115,3 +115,14 @@ def test_report_view_and_augmentation_preview(digits):
     assert preview.png.startswith(b"\x89PNG") and preview.png != first
     assert preview.widget.children[0] is preview.controls["strength"]
     preview.close()
+
+
+def test_near_duplicates_across_splits_are_counted_beside_exact_ones():
+    x = np.array([[0.0, 0.5, 1.0], [0.2, 0.9, 0.3], [0.01, 0.51, 0.99], [0.2, 0.9, 0.3]])
+    report = analyze(x, np.array([0, 1, 0, 1]), {"train": [0, 1], "test": [2, 3]})
+    assert report.leakage == {"train/test": 1}  # row 3 is an exact copy of row 1
+    assert report.near_leakage == {"train/test": 2}  # row 2 is row 0, slightly changed
+    assert "near-duplicate leakage train/test: 1 more samples of the second split" in " ".join(
+        report.warnings
+    )
+    assert {"check": "near leakage train/test", "value": 2} in report.table()

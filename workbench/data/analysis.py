@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 IMBALANCE_WARNING = 1.5  # largest / smallest class count above this is worth a warning
+NEAR_LEVELS = 8  # near-duplicates: equal once each value is rounded to one of this many levels
 
 
 @dataclass(repr=False)
@@ -35,6 +36,9 @@ class DataReport:
     n_duplicates: int  # samples identical to an earlier sample
     duplicate_groups: list[list[int]]  # indices of identical samples (first 20 groups)
     leakage: dict[str, int]  # e.g. {"train/test": k}: test samples also present in train
+    # ... counting near-duplicates too: samples equal once every value is rounded to one of
+    # NEAR_LEVELS levels of the data's range (a re-saved, re-scaled or slightly noisy copy)
+    near_leakage: dict[str, int]
     label_range: tuple[float, float] | None
     feature_stats: list[dict[str, float]] = field(default_factory=list)  # tabular: per column
 
@@ -53,6 +57,12 @@ class DataReport:
         for pair, n in self.leakage.items():
             if n:
                 out.append(f"leakage {pair}: {n} samples of the second split are in the first")
+            near = self.near_leakage.get(pair, 0) - n
+            if near > 0:
+                out.append(
+                    f"near-duplicate leakage {pair}: {near} more samples of the second split "
+                    f"equal one of the first once rounded to {NEAR_LEVELS} levels"
+                )
         return out
 
     def table(self) -> list[dict[str, Any]]:
@@ -74,6 +84,7 @@ class DataReport:
             ("label range", self.label_range),
         ]
         rows += [(f"leakage {pair}", n) for pair, n in self.leakage.items()]
+        rows += [(f"near leakage {pair}", n) for pair, n in self.near_leakage.items()]
         return [{"check": k, "value": v} for k, v in rows]
 
     def class_table(self) -> list[dict[str, Any]]:
@@ -115,12 +126,8 @@ def analyze(
     lo, hi = (np.nanmin(flat, 0), np.nanmax(flat, 0)) if is_float else (flat.min(0), flat.max(0))
     hashes = _row_hashes(flat)
     groups = _duplicate_groups(hashes)
-    leakage = {}
-    names = list(splits)
-    for i, a in enumerate(names):
-        seen = {hashes[j] for j in splits[a]}
-        for b in names[i + 1 :]:
-            leakage[f"{a}/{b}"] = int(sum(hashes[j] in seen for j in splits[b]))
+    leakage = _shared(hashes, splits)
+    near_leakage = _shared(_row_hashes(_rounded(flat, stats)), splits)
     # tabular data: one row of statistics per column
     feature_stats = [_summary(flat[:, j]) for j in range(flat.shape[1])] if x.ndim == 2 else []
     return DataReport(
@@ -137,6 +144,7 @@ def analyze(
         n_duplicates=sum(len(g) - 1 for g in groups),
         duplicate_groups=groups[:20],
         leakage=leakage,
+        near_leakage=near_leakage,
         label_range=(float(np.min(y)), float(np.max(y))) if y.size else None,
         feature_stats=feature_stats,
     )
@@ -182,6 +190,23 @@ def _summary(values: np.ndarray) -> dict[str, float]:
         "mean": float(v.mean()),
         "std": float(v.std()),
     }
+
+
+def _shared(hashes: list[bytes], splits: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """Per pair of splits (in order), how many samples of the second have a digest in the first."""
+    names, shared = list(splits), {}
+    for i, a in enumerate(names):
+        seen = {hashes[j] for j in splits[a]}
+        for b in names[i + 1 :]:
+            shared[f"{a}/{b}"] = int(sum(hashes[j] in seen for j in splits[b]))
+    return shared
+
+
+def _rounded(flat: np.ndarray, stats: dict[str, float]) -> np.ndarray:
+    """Every value as one of NEAR_LEVELS levels of the data's finite range (NaN as -1)."""
+    lo, span = stats["min"], (stats["max"] - stats["min"]) or 1.0
+    levels = np.floor((flat.astype(np.float64) - lo) / span * NEAR_LEVELS)
+    return np.nan_to_num(np.clip(levels, 0, NEAR_LEVELS - 1), nan=-1).astype(np.int8)
 
 
 def _row_hashes(flat: np.ndarray) -> list[bytes]:
