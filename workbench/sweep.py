@@ -22,6 +22,7 @@ from workbench.config import DEFAULT_RUN_DIR, INDEX_FILE, read_index, resolve_ru
 from workbench.errors import WorkbenchError
 from workbench.files import atomic_write_json, read_json, save_figure
 from workbench.runner import NotebookFailure, execute
+from workbench.train import SELECTION_METRICS
 
 UPSTREAM_SKIP = {"sweeps", "notebooks", "figures", "train", INDEX_FILE}  # a point's own outputs
 SWEEP_THREADS = {  # one TensorFlow thread per worker: two workers share two cores fairly
@@ -79,10 +80,10 @@ class SweepResult:
         return rows
 
     def ranking(self) -> tuple[str | None, list[SweepPoint]]:
-        """The validation metric that chooses (the first of SWEEP_METRICS a completed point
+        """The validation metric that chooses (the first of SELECTION_METRICS a completed point
         measured) and the completed points that measured it, best first; (None, []) if none."""
         measured = [_validation(p) for p in self.points]
-        for metric, higher in SWEEP_METRICS.items():
+        for metric, higher in SELECTION_METRICS.items():
             ranked = [p for p, v in zip(self.points, measured, strict=True) if metric in v]
             if ranked:
                 ranked.sort(key=lambda p: _validation(p)[metric], reverse=higher)
@@ -100,10 +101,10 @@ class SweepResult:
         if metric is None:
             return (
                 "no winner: no completed point measured a validation metric "
-                f"({', '.join(SWEEP_METRICS)}); test numbers never choose"
+                f"({', '.join(SELECTION_METRICS)}); test numbers never choose"
             )
         best = ranked[0]
-        better = "higher" if SWEEP_METRICS[metric] else "lower"
+        better = "higher" if SELECTION_METRICS[metric] else "lower"
         return (
             f"winner: point {best.index} ({_describe(best.parameters)}), chosen by {metric} "
             f"{_validation(best)[metric]:.4f} on the validation split ({better} is better); "
@@ -227,14 +228,6 @@ def sweep(
     return SweepResult(notebook.name, folder, points)
 
 
-SWEEP_METRICS = {  # validation metric that chooses the winner: the first one measured
-    "val_accuracy": True,  # True: higher is better
-    "val_binary_accuracy": True,
-    "val_mae": False,
-    "val_loss": False,
-}
-
-
 def report_sweep(result: SweepResult, *, track: bool = True) -> list[dict[str, Any]]:
     """Gather a sweep: `results.json` and `comparison.png` in its folder, and one MLflow run
     (experiment "workbench-sweeps") holding the grid, each point's numbers and both files.
@@ -246,7 +239,7 @@ def report_sweep(result: SweepResult, *, track: bool = True) -> list[dict[str, A
     metric, winner = result.ranking()[0], result.winner()
     chosen = {
         "chosen_by": metric,
-        "higher_is_better": SWEEP_METRICS.get(metric),
+        "higher_is_better": SELECTION_METRICS.get(metric),
         "winner": None if winner is None else {"point": winner.index, **winner.parameters},
     }
     report = {"notebook": result.notebook, "summary": result.summary(), **chosen, "rows": rows}
@@ -255,7 +248,7 @@ def report_sweep(result: SweepResult, *, track: bool = True) -> list[dict[str, A
         rows,
         names,
         metric=metric or "seconds",
-        higher_is_better=SWEEP_METRICS.get(metric),
+        higher_is_better=SELECTION_METRICS.get(metric),
         winner=None if winner is None else result.points.index(winner),
         title=f"Sweep of {result.notebook}",
     )

@@ -57,6 +57,14 @@ TRAIN_DIR = "train"  # runs live in <run_dir>/train/<run_id>/
 SCHEDULES = ("cosine", "constant")
 OPTIMIZERS = ("adam",)
 CLASS_WEIGHTS = ("balanced", None)  # or a {class index: weight} dict
+# The validation numbers that rank runs (sweeps, run comparisons): the first one the runs
+# measured chooses; True when higher is better. Test numbers never choose.
+SELECTION_METRICS = {
+    "val_accuracy": True,
+    "val_binary_accuracy": True,
+    "val_mae": False,
+    "val_loss": False,
+}
 
 
 @dataclass(frozen=True)
@@ -361,14 +369,8 @@ def train(
             model.load_weights(out / "best.keras")  # the selected epoch's weights
         test = model.evaluate(feed(version, "test", batch_size=256), verbose=0, return_dict=True)
         _save_model(model, out / "model.keras")
-        metrics = _metrics(run_id, version, config, spec, history, test, monitor, start)
-        metrics |= {
-            "selected": selected,
-            "selected_epoch": selected_epoch,
-            "validation": {
-                k: v[selected_epoch] for k, v in history.items() if k.startswith("val_")
-            },
-        }
+        selection = (selected_epoch, selected)
+        metrics = _metrics(run_id, version, config, spec, history, test, monitor, start, selection)
         atomic_write_json(out / "metrics.json", metrics)
         set_current(run_dir, STAGE, run_id)
         if tracker:
@@ -419,7 +421,12 @@ def _selection(history: dict[str, list[float]], best: bool, has_val: bool) -> tu
     return n - 1, f"final weights of epoch {n} ({why})"
 
 
-def _metrics(run_id, version, config, spec, history, test, monitor, start) -> dict[str, Any]:
+def _metrics(
+    run_id, version, config, spec, history, test, monitor, start, selection
+) -> dict[str, Any]:
+    """What metrics.json holds; `selection` is (0-based epoch, description) of the weights
+    that were tested and saved."""
+    selected_epoch, selected = selection
     best_epoch = int(np.nanargmin(history[monitor]))
     prefix = "val_" if monitor.startswith("val_") else ""
     best = {k: v[best_epoch] for k, v in history.items() if k.startswith(prefix)}
@@ -431,6 +438,9 @@ def _metrics(run_id, version, config, spec, history, test, monitor, start) -> di
         "best_epoch": best_epoch,
         "monitor": monitor,
         "best": best,
+        "selected": selected,
+        "selected_epoch": selected_epoch,
+        "validation": {k: v[selected_epoch] for k, v in history.items() if k.startswith("val_")},
         "test": {k: float(v) for k, v in test.items()},
         "seconds": round(time.perf_counter() - start, 2),
         "data_version": version.id,

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from workbench.plots.style import class_colour
+from workbench.train import SELECTION_METRICS
 
 if TYPE_CHECKING:
     from workbench.data import DatasetVersion
@@ -246,12 +247,7 @@ def plot_residuals(ev: Evaluation) -> Figure:
     return fig
 
 
-COMPARE_METRICS = (  # validation numbers of each run's selected weights: the first one present
-    "selected_val_accuracy",
-    "selected_val_binary_accuracy",
-    "selected_val_mae",
-    "selected_val_loss",
-)
+COMPARE_METRICS = tuple(f"selected_{m}" for m in SELECTION_METRICS)  # as tracking logs them
 
 
 def compare_runs(
