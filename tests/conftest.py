@@ -110,3 +110,25 @@ def card_for_version(version: DatasetVersion) -> ProblemCard:
         class_names=version.class_names,
         dataset=version.source,
     )
+
+
+def write_messy_csv(path: Path, n: int = 240, seed: int = 0) -> Path:
+    """A CSV as downloaded tables come: the class column first (text), an identifier, numeric
+    columns with `NA` and empty cells, a text category, a `?` marker and quoted fields that
+    hold the delimiter. Two numeric columns and the category carry the class; one row has no
+    class. Written with plain text (not the workbench), as a user's file would be."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lines = ['species,id,"bill, mm",mass_g,island,comment']
+    for i in range(n):
+        c = i % 3
+        bill = f"{38 + 6 * c + rng.normal(0, 1.6):.1f}" if rng.random() > 0.1 else "NA"
+        mass = f"{3500 + 700 * (c == 2) + rng.normal(0, 200):.0f}" if rng.random() > 0.1 else ""
+        mass = "?" if i == 7 else mass
+        island = ["Biscoe", "Dream", "Torgersen"][(c + (rng.random() < 0.15)) % 3]
+        island = "" if rng.random() < 0.05 else island
+        label = "" if i == 11 else ["Adelie", "Chinstrap", "Gentoo"][c]
+        lines.append(f'{label},P{1000 + i},{bill},{mass},{island},"seen, {i % 4} times"')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

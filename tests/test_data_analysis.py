@@ -50,7 +50,9 @@ def test_nan_inf_constant_and_imbalance():
     assert report.imbalance_ratio == 3.0
     assert report.feature_stats[0]["max"] == 2.0  # NaN and inf left out of the statistics
     text = " | ".join(report.warnings)
-    assert "imbalanced: largest/smallest = 3.00" in text and "1 NaN and 1 infinite" in text
+    assert (
+        "imbalanced: largest/smallest = 3.00" in text and "1 missing (NaN) and 1 infinite" in text
+    )
 
 
 def test_multilabel_and_regression_targets():
@@ -119,7 +121,10 @@ def test_report_view_and_augmentation_preview(digits):
 
 def test_near_duplicates_across_splits_are_counted_beside_exact_ones():
     x = np.array([[0.0, 0.5, 1.0], [0.2, 0.9, 0.3], [0.01, 0.51, 0.99], [0.2, 0.9, 0.3]])
-    report = analyze(x, np.array([0, 1, 0, 1]), {"train": [0, 1], "test": [2, 3]})
+    splits = {"train": [0, 1], "test": [2, 3]}
+    assert analyze(x, np.array([0, 1, 0, 1]), splits).near_leakage == {}  # tables: exact only
+    x = x.reshape(4, 1, 3)  # as images: near-duplicates count
+    report = analyze(x, np.array([0, 1, 0, 1]), splits)
     assert report.leakage == {"train/test": 1}  # row 3 is an exact copy of row 1
     assert report.near_leakage == {"train/test": 2}  # row 2 is row 0, slightly changed
     assert "near-duplicate leakage train/test: 1 more samples of the second split" in " ".join(

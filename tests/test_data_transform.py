@@ -16,7 +16,6 @@ from workbench.data import (
     stratified_split,
     to_channels_last,
 )
-from workbench.data.transform import one_hot
 from workbench.errors import DataError, ParameterError
 
 
@@ -74,33 +73,32 @@ def test_image_transform_scales_with_the_source_max_and_reshapes():
     assert repr(t) == "Transform(image (2, 2, 1) / 16 -> [0, 1] float32)"
 
 
-def standardize(
-    x_train: np.ndarray, *others: np.ndarray, categorical: dict[int, int] | None = None
-) -> tuple[np.ndarray, ...]:
-    """Standardise (one-hot `categorical` columns) train and other splits, fitted on train."""
-    t = Transform.fit(x_train, kind="tabular", categorical=categorical)
-    return tuple(t.apply(x) for x in (x_train, *others))
-
-
-def test_tabular_transform_fits_on_train_only_and_one_hots():
-    x_train = np.array([[1.0, 0], [3.0, 1], [5.0, 2]])
-    t = Transform.fit(x_train, kind="tabular", categorical={1: 3})
-    assert t.mean[0] == 3.0 and t.output_shape == (4,)
-    x_test = np.array([[3.0, 2], [np.nan, 7]])  # a missing value, an unseen category
-    out = t.apply(x_test)
-    assert out.tolist() == [[0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]]
-    a, b = standardize(x_train[:, :1], x_test[:1, :1])
-    assert a.mean() == pytest.approx(0.0) and b.tolist() == [[0.0]]
-    assert one_hot(np.array([1, -1]), 2).tolist() == [[0, 1], [0, 0]]
+def test_tabular_transform_fits_on_train_only_imputes_and_one_hots():
+    x_train = np.array([[1.0, 0], [3.0, 1], [np.nan, 2], [5.0, 0]])  # column 1: codes into k
+    t = Transform.fit(
+        x_train, kind="tabular", feature_names=["w", "k"], categories={"k": ["p", "q", "r", "s"]}
+    )
+    w, k = t.columns
+    assert (w["median"], w["mean"], w["indicator"]) == (3.0, 3.0, True)  # mean after imputing
+    assert k["categories"] == ["p", "q", "r"]  # "s" never occurs in training
+    assert t.feature_names == ["w", "w missing", "k=p", "k=q", "k=r"] and t.output_shape == (5,)
+    x_test = np.array([[3.0, 3], [np.nan, np.nan]])  # an unseen category; two missing values
+    assert t.apply(x_test).tolist() == [[0, 0, 0, 0, 0], [0, 1, 0, 0, 0]]
 
 
 def test_transform_params_are_plain_json_and_round_trip():
-    t = Transform.fit(np.array([[1.0, 2.0], [3.0, 2.0]]), kind="tabular", categorical={})
+    x = np.array([[1.0, 2.0], [3.0, 2.0]])
+    t = Transform.fit(x, kind="tabular")
     d = json.loads(json.dumps(t.to_dict()))
-    assert d["std"] == [1.0, 1.0]  # a constant column keeps std 1
+    assert [c["std"] for c in d["columns"]] == [1.0, 1.0]  # a constant column keeps std 1
     assert Transform.from_dict(d) == t
-    x = np.array([[2.0, 5.0]])
     assert np.array_equal(Transform.from_dict(d).apply(x), t.apply(x))
+
+
+def test_an_old_tabular_transform_asks_to_prepare_again():
+    old = {"kind": "tabular", "input_shape": [2], "mean": [0, 0], "std": [1, 1]}
+    with pytest.raises(DataError, match="saved by an older workbench .* prepare the data set"):
+        Transform.from_dict(old)
 
 
 def test_augmentation_layers_and_preview():

@@ -142,11 +142,13 @@ def test_tasks_binary_multilabel_regression(tmp_path):
 
 def test_csv_with_categories_prepares_a_one_hot_transform(tmp_path):
     path = tmp_path / "pets.csv"
-    rows = [f"{w},{c},{k}" for w, c, k in zip(range(20), "rgb" * 7, "xy" * 10, strict=False)]
+    rows = [f"{w % 7},{c},{k}" for w, c, k in zip(range(20), "rgb" * 7, "xy" * 10, strict=False)]
     path.write_text("weight,colour,kind\n" + "\n".join(rows) + "\n")
-    v = prepare(f"csv:{path}", run_dir=tmp_path, task="binary")
-    assert v.transform.categorical == {1: 3} and v.transform.output_shape == (4,)
+    v = prepare(f"csv:{path}", run_dir=tmp_path, task="binary", target="kind")
+    assert [c["type"] for c in v.transform.columns] == ["numeric", "categorical"]
+    assert v.transform.output_shape == (4,)  # weight, then colour=b, colour=g, colour=r
     assert v.manifest["notes"]["categories"] == {"colour": ["b", "g", "r"]}
+    assert v.manifest["parameters"]["target"] == "kind"
 
 
 def test_keras_source_keeps_its_own_test_split(tmp_path):
@@ -192,7 +194,7 @@ def test_03_reuses_the_cards_split_and_other_fractions_resave_the_card(tmp_path,
     assert capsys.readouterr().out == ""
     version = upstream.ensure_data(run, card)
     assert {k: version.manifest["parameters"][k] for k in card.split} == card.split
-    assert "preparing one with the card's split" in capsys.readouterr().out
+    assert "preparing one with them, as notebook 03_data would" in capsys.readouterr().out
 
     changed = upstream.ensure_card(run, test_fraction=0.3)
     printed = capsys.readouterr().out.strip()
@@ -204,6 +206,6 @@ def test_03_reuses_the_cards_split_and_other_fractions_resave_the_card(tmp_path,
     values, counts = np.unique(y_train, return_counts=True)
     assert changed.baseline["predictor"].startswith(f"majority class '{values[counts.argmax()]}'")
     assert upstream.ensure_data(run, changed).manifest["parameters"]["test_fraction"] == 0.3
-    assert "preparing one with the card's split" in capsys.readouterr().out
+    assert "preparing one with them, as notebook 03_data would" in capsys.readouterr().out
     with pytest.raises(ParameterError, match="Parameter 'val_fraction': expected a number in"):
         upstream.ensure_card(run, val_fraction=1.5)

@@ -3,6 +3,7 @@ classifier fitted on transformed ones raises no error but costs accuracy."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from workbench import exercises
@@ -20,8 +21,8 @@ def observed() -> float:
 
 
 def test_experiments_are_exported_apart_from_the_classic_exercises():
-    assert data.EXPERIMENTS == (data.SKIPPED_TRANSFORM,)
-    assert data.SKIPPED_TRANSFORM not in exercises.all_exercises()
+    assert data.EXPERIMENTS == (data.SKIPPED_TRANSFORM, data.ZERO_FILL)
+    assert not any(e in exercises.all_exercises() for e in data.EXPERIMENTS)
 
 
 def test_the_prompt_and_the_reference_match_the_smoke_result(observed):
@@ -61,3 +62,43 @@ def test_served_accuracy_needs_an_image_source_and_a_bool():
         data.served_accuracy("sklearn:wine")
     with pytest.raises(ParameterError, match="'transformed'"):
         data.served_accuracy(transformed="no")
+
+
+# ---- 3.5: filling missing values with zeros ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wine_csv(tmp_path_factory):
+    from workbench.data.examples import messy_wine_csv
+
+    return messy_wine_csv(tmp_path_factory.mktemp("wine") / "wine.csv", seed=0)
+
+
+def test_zero_filling_costs_what_the_prompt_and_the_why_say(wine_csv):
+    median = data.imputed_accuracy(wine_csv)
+    zeros = data.imputed_accuracy(wine_csv, fill="zero")
+    assert median == pytest.approx(52 / 53) and zeros == pytest.approx(41 / 53)
+    assert "0.98 of the 53 validation wines right (52 of them)" in data.ZERO_FILL.prompt
+    assert "drops from 0.98 to 0.77 (41 of 53)" in data.ZERO_FILL.why
+    assert data.ZERO_FILL.check(data.ZERO_FILL.solution, zeros).ok
+    fb = data.ZERO_FILL.check(0.98, zeros)  # "zeros are as good as anything"
+    assert (
+        not fb.ok
+        and "off by 0.206" in fb.message
+        and "A zero is not 'no information'" in fb.message
+    )
+
+
+def test_the_prompts_facts_about_the_table(wine_csv):
+    from workbench.data import load_source, split_indices
+
+    raw = load_source(f"csv:{wine_csv}", target="cultivar")
+    numeric = [j for j, n in enumerate(raw.feature_names) if n not in raw.categories]
+    assert np.isnan(raw.x[:, numeric]).any(axis=1).mean() == pytest.approx(0.38, abs=0.005)
+    train, val, _ = split_indices(raw, **data.TABLE_SPLIT)
+    proline = raw.x[train, raw.feature_names.index("proline")]
+    assert (np.nanmin(proline), np.nanmax(proline), len(val)) == (290, 1547, 53)
+    assert "(38 %) miss at least one number" in data.ZERO_FILL.prompt
+    assert "proline run from 290 to 1,547" in data.ZERO_FILL.why
+    with pytest.raises(ParameterError, match="Parameter 'fill'"):
+        data.imputed_accuracy(wine_csv, fill="mean")

@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from conftest import ROOT, outputs_text
+from conftest import ROOT, outputs_text, write_messy_csv
 
 from workbench.runner import NotebookFailure, execute, list_notebooks
 
@@ -112,29 +112,59 @@ def test_03_on_its_own_builds_the_card_and_says_so(session_tmp):
     assert (session_tmp / "alone" / "run" / "problem" / "card.json").is_file()
 
 
-def test_tabular_path_through_01_to_04(session_tmp):
-    """Wine from the identify notebook on: the tabular preset, a heatmap of samples, no
-    augmentation, a trained and evaluated model."""
+def test_a_messy_csv_through_01_to_04(session_tmp):
+    """A table as downloaded (class first, NA and empty cells, a '?', text categories, an
+    identifier, quoted commas), named with target= and source_options= in 01 only: the card
+    records both, 03 and 04 read them from it, the model beats the baseline."""
     import nbformat
 
-    run_dir = session_tmp / "wine" / "run"
+    root = session_tmp / "messy"
+    root.mkdir()
+    csv = write_messy_csv(root / "penguins.csv")
+    run_dir = root / "run"
     text = ""
     for name in ("01_identify", "02_design", "03_data", "04_train"):
         params = {"run_dir": str(run_dir), "profile": "smoke", "seed": 0}
         if name == "01_identify":
-            params["dataset"] = "sklearn:wine"
+            params |= {"dataset": f"csv:{csv}", "target": "species"}
+            params["source_options"] = "{na_values: ['?']}"  # as -p passes it: YAML text
         if name == "04_train":
-            params["epochs"] = 30  # 2 steps an epoch: one smoke epoch learns nothing yet
-        out = session_tmp / "wine" / f"{name}.ipynb"
+            params["epochs"] = 30  # 3 steps an epoch: one smoke epoch learns little yet
+        out = root / f"{name}.ipynb"
         execute(ROOT / "notebooks" / f"{name}.ipynb", out, parameters=params, progress=False)
         text += outputs_text(nbformat.read(out, as_version=4))
+    card = json.loads((run_dir / "problem" / "card.json").read_text())
+    assert (card["target"], card["source_options"]) == ("species", {"na_values": ["?"]})
+    assert card["input_shape"] == [12]  # 2 numeric + 2 missing indicators + 4 + 4 one-hot
     index = json.loads((run_dir / "index.json").read_text())
+    manifest = json.loads((run_dir / "data" / index["data"] / "manifest.json").read_text())
+    assert manifest["transform"]["output_shape"] == [12]
+    assert manifest["parameters"]["target"] == "species"
     assert index["design"].startswith("tabular-") and index["train"].startswith("tabular-")
     metrics = json.loads((run_dir / "train" / index["train"] / "metrics.json").read_text())
-    assert metrics["config"]["augment"] is False and metrics["test"]["accuracy"] > 0.8
+    assert metrics["config"]["augment"] is False
+    assert metrics["test"]["accuracy"] > card["baseline"]["value"] + 0.3
     assert "beats the baseline: True" in text
+    assert "left out: ['id']" in text and "1 row(s) without a target 'species' dropped" in text
     for figure in ("03_samples", "03_values", "04_confusion", "04_reliability"):
         assert (run_dir / "figures" / f"{figure}.png").is_file(), figure
+
+
+def test_04_on_a_regression_card(session_tmp):
+    """A regression card (diabetes) handed to 04 alone: it prepares the data and the preset,
+    trains, reports MAE against the median baseline; the classification-only cells pass."""
+    import nbformat
+
+    from workbench.identify import save_card
+    from workbench.upstream import card_for
+
+    run_dir = session_tmp / "regression" / "run"
+    save_card(card_for("sklearn:diabetes", "regression"), run_dir)
+    out = session_tmp / "regression" / "04_train.ipynb"
+    params = {"run_dir": str(run_dir), "profile": "smoke", "seed": 0, "epochs": 20}
+    execute(ROOT / "notebooks" / "04_train.ipynb", out, parameters=params, progress=False)
+    text = outputs_text(nbformat.read(out, as_version=4))
+    assert "test metric: mae" in text and "beats the baseline: True" in text
 
 
 def test_bad_parameter_fails_in_the_validation_cell(session_tmp):

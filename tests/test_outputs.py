@@ -48,6 +48,20 @@ def test_stored_outputs_do_not_change_with_random_widget_ids(tmp_path):
     assert state[box]["state"]["children"] == [f"IPY_MODEL_{1 + int(box, 16):032x}"]
 
 
+def test_stored_streams_do_not_depend_on_how_the_kernel_split_them(tmp_path):
+    out = nbformat.v4.new_output
+    split = [out("stream", name="stdout", text="a\n"), out("stream", name="stdout", text="\n")]
+    whole = [out("stream", name="stdout", text="a\n\n")]
+    texts = []
+    for name, outputs_ in (("split", split), ("whole", whole)):
+        nb = new_notebook(cells=[new_code_cell("print('a\\n')", id="c")])
+        nb.cells[0].outputs = [*outputs_, out("stream", name="stderr", text="w\n")]
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+        texts.append(outputs._without_volatile(tmp_path / f"{name}.ipynb"))
+    assert texts[0] == texts[1]
+    assert len(nbformat.reads(texts[0], as_version=4).cells[0].outputs) == 2  # stdout, stderr
+
+
 @pytest.mark.parametrize("fails", [False, True], ids=["completes", "fails"])
 def test_store_outputs_restores_the_environment(tmp_path, monkeypatch, fails):
     monkeypatch.setenv(RUN_DIR_ENV, "runs/mine")  # one variable set, the other absent

@@ -12,6 +12,7 @@ import pytest
 from conftest import outputs_text, write_notebook
 
 from workbench import runner
+from workbench.errors import ParameterError
 from workbench.runner import NotebookFailure
 
 
@@ -36,6 +37,32 @@ def test_sequence_runs_in_order_and_stops_at_the_failing_cell(tmp_path):
     assert (run_dir / "notebooks" / "01_bad.ipynb").is_file()  # kept, with the traceback
     kept = [p for p in runs.iterdir() if p.name.startswith("manual-")]
     assert len(kept) == 1 and (kept[0] / "mine.txt").read_text() == "keep me"
+
+
+def test_sequence_parameters_go_to_the_notebooks_that_declare_them(tmp_path):
+    first = write_notebook(
+        tmp_path / "00_a.ipynb",
+        'run_dir = "runs/latest"\nprofile = "smoke"\nseed = 0\ndataset = None',
+        "import pathlib; pathlib.Path(run_dir, 'a').write_text(str(dataset))",
+    )
+    second = write_notebook(
+        tmp_path / "01_b.ipynb",
+        'run_dir = "runs/latest"\nprofile = "smoke"\nseed = 0',
+        "import pathlib; pathlib.Path(run_dir, 'b').write_text(str(globals().get('dataset')))",
+    )
+    runs = tmp_path / "runs"
+    given = {"dataset": "csv:data/my.csv"}
+    result = runner.run_sequence(
+        profile="smoke", runs=runs, notebooks=[first, second], progress=False, parameters=given
+    )
+    assert (result.run_dir / "a").read_text() == "csv:data/my.csv"
+    assert (result.run_dir / "b").read_text() == "None"  # not declared there: not injected
+    with pytest.raises(
+        ParameterError,
+        match=r"Parameter\(s\) \['datset'\]: no notebook of .* "
+        r"expected one of \['dataset'\]",
+    ):
+        runner.run_sequence(runs=runs, notebooks=[first, second], parameters={"datset": "x"})
 
 
 def test_environment_kernel_comes_first(monkeypatch):

@@ -18,8 +18,10 @@ LAB_OVERRIDES = (
 
 def _run(args: argparse.Namespace) -> int:
     from workbench import runner
+    from workbench.sweep import parse_value
 
-    result = runner.run_sequence(profile=args.profile, seed=args.seed)
+    given = {name: parse_value(value) for name, value in args.parameter or []}
+    result = runner.run_sequence(profile=args.profile, seed=args.seed, parameters=given)
     print(f"\nExecuted {len(result.executed)} notebook(s) in {result.seconds:.0f} s.")
     print(f"Run directory:       {result.run_dir} (also runs/latest)")
     print(f"Executed notebooks:  {result.run_dir / 'notebooks'}")
@@ -99,6 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run every notebook headless into runs/<timestamp>/")
     run.add_argument("--profile", default="full", choices=["smoke", "full"])
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="a parameter for the notebooks that declare it, e.g. -p dataset csv:my.csv "
+        "-p target label (repeat -p)",
+    )
     run.set_defaults(func=_run)
     sw = sub.add_parser("batch", help="run a notebook over a parameter grid, in parallel")
     sw.add_argument("notebook", help="e.g. notebooks/04_train.ipynb")

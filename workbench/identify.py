@@ -11,6 +11,7 @@ draw the split there and hand the labels over.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,12 +99,22 @@ class ProblemCard:
     activation: str | None = None  # optional override of the head's activation (checked)
     baseline: dict[str, Any] = field(default_factory=dict, compare=False)  # what to beat
     split: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SPLIT))  # seed, fractions
+    target: str | None = None  # a table's label column (csv: sources); None: the source's own
+    source_options: dict[str, Any] = field(default_factory=dict)  # e.g. sep, na_values, image_size
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
         object.__setattr__(self, "split", check_split(self.split))
+        object.__setattr__(self, "source_options", check_source_options(self.source_options))
+        if self.target is not None:
+            params.check_str("target", self.target, error=SpecError, owner="ProblemCard")
         _validate(self)
+
+    @property
+    def source_kwargs(self) -> dict[str, Any]:
+        """How the card's data are read: `load_source(card.dataset, **card.source_kwargs)`."""
+        return {**self.source_options, **({"target": self.target} if self.target else {})}
 
     @property
     def head(self) -> Head:
@@ -179,7 +190,9 @@ class ProblemCard:
             f"  loss:        {h.loss}\n"
             f"  metrics:     {', '.join(h.metrics)}\n"
             f"  split:       seed {sp['seed']}, validation {sp['val_fraction']}, "
-            f"test {sp['test_fraction']}" + base
+            f"test {sp['test_fraction']}"
+            + (f"\n  read with:   {self.source_kwargs}" if self.source_kwargs else "")
+            + base
         )
 
 
@@ -204,6 +217,35 @@ def check_split(split: Any) -> dict[str, Any]:
             f"remain, got {fractions['val_fraction']} + {fractions['test_fraction']}."
         )
     return {"seed": seed, **fractions}
+
+
+def check_source_options(options: Any) -> dict[str, Any]:
+    """`options` as a plain JSON dict of a source's keyword arguments (`target` is its own
+    field); a string is read as JSON or YAML, so `-p source_options '{sep: ";"}'` works."""
+    owner = "ProblemCard source_options"
+    if isinstance(options, str):
+        import yaml
+
+        try:
+            options = yaml.safe_load(options) if options.strip() else {}
+        except yaml.YAMLError as e:
+            raise SpecError(
+                f"{owner}: cannot read {options!r} as a dict ({e}); expected e.g. "
+                '\'{"sep": ";", "na_values": ["?"]}\'.'
+            ) from e
+    if options is None:
+        options = {}
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise SpecError(
+            f"{owner}: expected a dict of option names to values, e.g. "
+            f'{{"sep": ";", "na_values": ["?"], "image_size": [28, 28]}}, got {options!r}.'
+        )
+    if "target" in options:
+        raise SpecError(f"{owner}: give the target column as target=, not in source_options.")
+    try:
+        return json.loads(json.dumps(options))  # tuples -> lists: what card.json holds
+    except TypeError as e:
+        raise SpecError(f"{owner}: values must be plain JSON data ({e}), got {options!r}.") from e
 
 
 def _validate(card: ProblemCard) -> None:
@@ -328,12 +370,15 @@ def identify(
     split: dict[str, Any] | None = None,
     y_train: np.ndarray | None = None,
     y_test: np.ndarray | None = None,
+    target: str | None = None,
+    source_options: dict[str, Any] | None = None,
 ) -> ProblemCard:
     """Make a card from the labels `y`: count the outputs, record the split, compute the baseline.
 
     `y_train` and `y_test` are the training and test labels of `split` (drawn by the caller,
     e.g. with `workbench.data.split_targets`): the baseline is learned on the first and scored
-    on the second. Without them it is learned and scored on `y` itself.
+    on the second. Without them it is learned and scored on `y` itself. `target` and
+    `source_options` record how the data were read, for the later stages to read them alike.
     """
     y = np.asarray(y)
     if (y_train is None) != (y_test is None):
@@ -357,7 +402,16 @@ def identify(
         n = y.shape[1]
     else:
         n = 1 if y.ndim == 1 else y.shape[1]
-    card = ProblemCard(modality, task, n, tuple(input_shape), tuple(class_names), dataset)
+    card = ProblemCard(
+        modality,
+        task,
+        n,
+        tuple(input_shape),
+        tuple(class_names),
+        dataset,
+        target=target,
+        source_options=dict(source_options or {}),
+    )
     return card.with_split(split or DEFAULT_SPLIT, y if y_train is None else y_train, y_test)
 
 

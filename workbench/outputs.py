@@ -46,6 +46,23 @@ def _widget_ids_in_order(nb) -> list[str]:
     )
 
 
+def _coalesced(outputs: list) -> list:
+    """Consecutive stream outputs of one stream joined into one: how a kernel splits what a
+    cell prints into messages depends on timing, what it printed does not."""
+    merged: list = []
+    for out in outputs:
+        last = merged[-1] if merged else None
+        if (
+            last is not None
+            and out.get("output_type") == "stream" == last.get("output_type")
+            and out.get("name") == last.get("name")
+        ):
+            last["text"] = last["text"] + out["text"]
+        else:
+            merged.append(out)
+    return merged
+
+
 def _without_volatile(path: Path) -> str:
     """The notebook's text without timestamps, papermill bookkeeping and random widget ids, so
     re-storing unchanged outputs leaves the committed notebook unchanged (clean diffs)."""
@@ -56,6 +73,8 @@ def _without_volatile(path: Path) -> str:
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if "outputs" in cell:
+            cell.outputs = _coalesced(cell.outputs)
     text = nbformat.writes(nb)
     for i, model_id in enumerate(_widget_ids_in_order(nb)):
         text = text.replace(model_id, f"{i + 1:032x}")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from workbench.config import repo_root
-from workbench.errors import WorkbenchError
+from workbench.errors import ParameterError, WorkbenchError
 from workbench.teaching import EXERCISE, INSTRUCTOR, SOLUTION, tags
 
 KERNEL = "python3"
@@ -198,6 +198,13 @@ def _point_latest(runs: Path, target: Path) -> None:
     os.replace(tmp, latest)
 
 
+def _declared(notebook: Path) -> list[str]:
+    """The names a notebook's `parameters` cell declares (papermill's own reading of it)."""
+    import papermill as pm
+
+    return list(pm.inspect_notebook(str(notebook)))
+
+
 @dataclass
 class SequenceResult:
     """Where a run of the sequence put its executed notebooks and figures."""
@@ -214,19 +221,34 @@ def run_sequence(
     runs: str | Path | None = None,
     notebooks: list[Path] | None = None,
     progress: bool = True,
+    parameters: dict[str, Any] | None = None,
 ) -> SequenceResult:
-    """Run every numbered notebook in order into `runs/<timestamp>/`; `runs/latest` points there."""
+    """Run every numbered notebook in order into `runs/<timestamp>/`; `runs/latest` points there.
+
+    `parameters` go to each notebook that declares them (e.g. `dataset`, `target` and
+    `source_options` to 01_identify, whose card tells the later stages); a name no notebook
+    declares is refused before anything runs.
+    """
+    notebooks = notebooks if notebooks is not None else list_notebooks()
+    declared = {nb: set(_declared(nb)) for nb in notebooks}
+    unknown = sorted(set(parameters or {}) - set().union(*declared.values()))
+    if unknown:
+        names = sorted(set().union(*declared.values()) - {"run_dir", "profile", "seed"})
+        raise ParameterError(
+            f"Parameter(s) {unknown}: no notebook of the sequence declares them; expected "
+            f"one of {names}."
+        )
     runs = Path(runs) if runs else repo_root() / "runs"
     run_dir = runs / datetime.now().strftime("%Y%m%d-%H%M%S")
     while run_dir.exists():  # two runs in one second: never share a folder
         run_dir = run_dir.with_name(run_dir.name + "x")
     run_dir.mkdir(parents=True)
     _point_latest(runs, run_dir)
-    notebooks = notebooks if notebooks is not None else list_notebooks()
     start, executed = time.perf_counter(), []
     for i, nb in enumerate(notebooks, 1):
         print(f"[{i}/{len(notebooks)}] {nb.name} (profile={profile})", flush=True)
         out = run_dir / "notebooks" / nb.name
-        params = {"run_dir": str(run_dir), "profile": profile, "seed": seed}
+        given = {k: v for k, v in (parameters or {}).items() if k in declared[nb]}
+        params = {"run_dir": str(run_dir), "profile": profile, "seed": seed, **given}
         executed.append(execute(nb, out, parameters=params, progress=progress))
     return SequenceResult(run_dir, executed, time.perf_counter() - start)

@@ -8,12 +8,14 @@ card records it, and the data set version is prepared with it.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from workbench import params
 from workbench.config import Run, current
 from workbench.data import (
     DatasetVersion,
+    RawData,
     input_shape,
     load_source,
     load_version,
@@ -27,6 +29,7 @@ from workbench.identify import (
     DEFAULT_SPLIT,
     MAX_FRACTION,
     ProblemCard,
+    check_source_options,
     check_split,
     identify,
     load_card,
@@ -35,25 +38,39 @@ from workbench.identify import (
 
 
 def card_for(
-    dataset: str, task: str = "multiclass", *, split: dict[str, Any] | None = None
+    dataset: str,
+    task: str = "multiclass",
+    *,
+    split: dict[str, Any] | None = None,
+    target: str | None = None,
+    source_options: dict[str, Any] | None = None,
 ) -> ProblemCard:
-    """Stage 1 on a named data source: load its labels, build the task's targets, draw the
-    split (default: seed 0, 10 % validation, 20 % test) and identify."""
+    """Stage 1 on a named data source: load it (`target` names a table's label column,
+    `source_options` go to its loader), build the task's targets, draw the split (default:
+    seed 0, 10 % validation, 20 % test) and identify. The card records all of it."""
     split = check_split(dict(split or DEFAULT_SPLIT))
-    raw = load_source(dataset)
+    options = check_source_options(source_options)
+    raw = load_source(dataset, target=target, **options)
     y, names = targets(raw, task)
     y_train, y_test = split_targets(raw, task, **split)
     return identify(
         y,
         modality=raw.modality,
         task=task,
-        input_shape=input_shape(raw),
+        input_shape=input_shape(raw, **split),
         class_names=names,
         dataset=dataset,
         split=split,
         y_train=y_train,
         y_test=y_test,
+        target=target,
+        source_options=options,
     )
+
+
+def load_raw(card: ProblemCard) -> RawData:
+    """The card's data as its stage 1 read them (same source, target and source options)."""
+    return load_source(card.dataset, **card.source_kwargs)
 
 
 def ensure_card(
@@ -90,7 +107,7 @@ def resplit_card(
     split = check_split({**card.split, **_given(val_fraction, test_fraction)})
     if split == card.split:
         return card
-    y_train, y_test = split_targets(load_source(card.dataset), card.task, **split)
+    y_train, y_test = split_targets(load_raw(card), card.task, **split)
     new = card.with_split(split, y_train, y_test)
     save_card(new, run.dir)
     print(
@@ -113,19 +130,23 @@ def _given(val_fraction: float | None, test_fraction: float | None) -> dict[str,
 
 
 def ensure_data(run: Run, card: ProblemCard) -> DatasetVersion:
-    """The current data set version if it matches the card (source, task and split), else one
-    prepared with the card's split (said so)."""
+    """The current data set version if it matches the card (source and how it is read, task
+    and split), else one prepared with the card's (said so)."""
     if current(run.dir, "data"):
         version = load_version(run.dir)
-        if (version.source, version.task) == (card.dataset, card.task) and _same_split(
-            version, card
+        if (
+            (version.source, version.task) == (card.dataset, card.task)
+            and _same_split(version, card)
+            and _same_reading(version, card)
         ):
             return version
     print(
-        f"No data set version for {card.dataset!r} ({card.task}, the card's split) in this run "
-        "directory yet: preparing one with the card's split, as notebook 03_data would."
+        f"No data set version for {card.dataset!r} ({card.task}, the card's split and source "
+        "options) in this run directory yet: preparing one with them, as notebook 03_data would."
     )
-    return prepare(card.dataset, run_dir=run.dir, task=card.task, **card.split)
+    return prepare(
+        card.dataset, run_dir=run.dir, task=card.task, **card.split, **card.source_kwargs
+    )
 
 
 def _same_split(version: DatasetVersion, card: ProblemCard) -> bool:
@@ -136,6 +157,13 @@ def _same_split(version: DatasetVersion, card: ProblemCard) -> bool:
         drawn.get(k) == v or (k == "test_fraction" and drawn.get(k) is None)
         for k, v in card.split.items()
     )
+
+
+def _same_reading(version: DatasetVersion, card: ProblemCard) -> bool:
+    """Whether `version` was read with the card's target and source options."""
+    drawn = version.manifest["parameters"]
+    recorded = {k: v for k, v in drawn.items() if k not in ("task", *DEFAULT_SPLIT)}
+    return recorded == json.loads(json.dumps(card.source_kwargs))
 
 
 def ensure_spec(run: Run, card: ProblemCard) -> ModelSpec:

@@ -14,6 +14,7 @@ imported, which this package does not do.
 from workbench.data.analysis import DataReport, analyze
 from workbench.data.prepare import (
     TASKS,
+    fit_transform,
     input_shape,
     prepare,
     split_indices,
@@ -44,6 +45,7 @@ __all__ = [
     "augment_preview",
     "augmentation",
     "digit_attributes",
+    "fit_transform",
     "input_shape",
     "list_sources",
     "list_versions",

@@ -17,6 +17,8 @@ import numpy as np
 
 IMBALANCE_WARNING = 1.5  # largest / smallest class count above this is worth a warning
 NEAR_LEVELS = 8  # near-duplicates: equal once each value is rounded to one of this many levels
+MOSTLY_MISSING = 0.5  # a column missing in more than this share of rows is worth a warning
+HIGH_CARDINALITY = 0.5  # a text column with more distinct values than this share of rows
 
 
 @dataclass(repr=False)
@@ -41,16 +43,22 @@ class DataReport:
     near_leakage: dict[str, int]
     label_range: tuple[float, float] | None
     feature_stats: list[dict[str, float]] = field(default_factory=list)  # tabular: per column
+    # tabular: per column {"column", "type", "missing", "distinct", "missing <split>"...,
+    # "warning"}; the transform imputes each missing value (numbers: the training median)
+    columns: list[dict[str, Any]] = field(default_factory=list)
+    images: dict[str, Any] = field(default_factory=dict)  # folder: sizes and modes on disk
+    source_warnings: list[str] = field(default_factory=list)  # what the loader changed
 
     @property
     def warnings(self) -> list[str]:
         """One sentence per problem found, empty when the data looks clean."""
-        out = []
+        out = list(self.source_warnings)
         if self.imbalance_ratio is not None and self.imbalance_ratio > IMBALANCE_WARNING:
             out.append(f"classes are imbalanced: largest/smallest = {self.imbalance_ratio:.2f}")
         if self.n_nan or self.n_inf:
-            out.append(f"{self.n_nan} NaN and {self.n_inf} infinite values")
-        if self.constant_features:
+            out.append(f"{self.n_nan} missing (NaN) and {self.n_inf} infinite values")
+        out += [f"column {c['column']!r}: {c['warning']}" for c in self.columns if c["warning"]]
+        if self.constant_features and not self.columns:  # tables: said per column
             out.append(f"{len(self.constant_features)} constant features (no information)")
         if self.n_duplicates:
             out.append(f"{self.n_duplicates} samples duplicate an earlier sample")
@@ -97,6 +105,13 @@ class DataReport:
     def __repr__(self) -> str:
         lines = [f"DataReport: {self.n_samples} samples of shape {self.sample_shape}"]
         lines += [f"  {r['check']}: {r['value']}" for r in self.table()[2:]]
+        lines += [
+            f"  column {c['column']!r}: {c['type']}, {c['missing']} missing, "
+            f"{c['distinct']} distinct"
+            for c in self.columns
+        ]
+        if self.images:
+            lines.append(f"  on disk: sizes {self.images['sizes']}, modes {self.images['modes']}")
         lines += [f"  warning: {w}" for w in self.warnings] or ["  no warnings"]
         return "\n".join(lines)
 
@@ -110,8 +125,15 @@ def analyze(
     y: np.ndarray,
     splits: Mapping[str, Sequence[int] | np.ndarray] | None = None,
     class_names: Sequence[str] | None = None,
+    *,
+    feature_names: Sequence[str] | None = None,
+    notes: dict[str, Any] | None = None,
 ) -> DataReport:
-    """Check `x`, `y` (all samples); `splits` maps split names to index arrays into them."""
+    """Check `x`, `y` (all samples); `splits` maps split names to index arrays into them.
+
+    Tables get a row per column (`feature_names`, with the types a CSV reader recorded in
+    `notes`, a source's `RawData.notes`); an image folder's `notes` add its sizes and modes.
+    """
     x, y = np.asarray(x), np.asarray(y)
     n = len(x)
     splits = (
@@ -127,9 +149,12 @@ def analyze(
     hashes = _row_hashes(flat)
     groups = _duplicate_groups(hashes)
     leakage = _shared(hashes, splits)
-    near_leakage = _shared(_row_hashes(_rounded(flat, stats)), splits)
+    # near-duplicates are an image notion: a few rounded table columns collide by chance
+    near_leakage = _shared(_row_hashes(_rounded(flat, stats)), splits) if x.ndim > 2 else {}
     # tabular data: one row of statistics per column
     feature_stats = [_summary(flat[:, j]) for j in range(flat.shape[1])] if x.ndim == 2 else []
+    notes = notes or {}
+    columns = describe_columns(x, splits, feature_names, notes) if x.ndim == 2 else []
     return DataReport(
         n_samples=n,
         sample_shape=tuple(x.shape[1:]),
@@ -147,7 +172,90 @@ def analyze(
         near_leakage=near_leakage,
         label_range=(float(np.min(y)), float(np.max(y))) if y.size else None,
         feature_stats=feature_stats,
+        columns=columns,
+        images={k: notes[k] for k in _IMAGE_NOTES if k in notes},
+        source_warnings=source_warnings(notes),
     )
+
+
+_IMAGE_NOTES = ("sizes", "modes", "resized", "converted", "image_size", "skipped", "ignored")
+
+
+def describe_columns(
+    x: np.ndarray,
+    splits: Mapping[str, np.ndarray],
+    feature_names: Sequence[str] | None,
+    notes: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """One row per table column: its type, missing values (in all and per split), distinct
+    values and a warning (constant, mostly missing, numeric except a few strings); columns the
+    reader left out (identifiers) are listed with their type."""
+    names = list(feature_names or [f"x{j}" for j in range(x.shape[1])])
+    read = notes.get("columns", {})
+    rows = []
+    for j, name in enumerate(names):
+        column = np.asarray(x[:, j], np.float64)
+        missing = np.isnan(column)
+        distinct = int(np.unique(column[~missing]).size)
+        info = read.get(name, {"type": "numeric"})
+        warning = ""
+        if info.get("offending"):
+            shown = ", ".join(f"{v!r} (rows {r})" for v, r in info["offending"].items())
+            warning = f"numeric except {shown}: read as missing (na_values= says so)"
+        elif missing.mean() > MOSTLY_MISSING:
+            warning = f"mostly missing ({missing.mean():.0%})"
+        elif distinct <= 1:
+            warning = "constant (no information)"
+        elif info["type"] == "categorical" and distinct > HIGH_CARDINALITY * len(column):
+            warning = (
+                f"{distinct} categories in {len(column)} rows: one-hot adds a column per "
+                "category seen in training; free text? (ignore= leaves it out)"
+            )
+        rows.append(
+            {
+                "column": name,
+                "type": info["type"],
+                "missing": int(missing.sum()),
+                "distinct": distinct,
+                **{f"missing {s}": int(missing[idx].sum()) for s, idx in splits.items()},
+                "warning": warning,
+            }
+        )
+    for name in notes.get("identifiers", []):
+        rows.append(
+            {
+                "column": name,
+                "type": "identifier",
+                "missing": read[name]["missing"],
+                "distinct": read[name]["distinct"],
+                **{f"missing {s}": None for s in splits},
+                "warning": "unique per row (an identifier): left out of the features",
+            }
+        )
+    return rows
+
+
+def source_warnings(notes: dict[str, Any]) -> list[str]:
+    """What a loader changed, from its notes: rows dropped, images resized, converted or
+    skipped (column warnings are per column, in `describe_columns`)."""
+    out = []
+    dropped = notes.get("dropped_rows", {})
+    if dropped.get("missing target"):
+        n, rows = dropped["missing target"], dropped["rows"]
+        more = "..." if len(rows) < n else ""
+        out.append(
+            f"{n} row(s) without a target {notes['target']!r} dropped (data rows {rows}{more})"
+        )
+    if notes.get("ignored_columns"):
+        out.append(f"columns left out as asked (ignore=): {notes['ignored_columns']}")
+    if notes.get("resized"):
+        h, w = notes["image_size"]
+        out.append(f"{notes['resized']} images resized to {h}x{w} from sizes {notes['sizes']}")
+    if notes.get("converted"):
+        out.append(f"{notes['converted']} images converted to {notes['color']}")
+    if notes.get("skipped"):
+        out.append(f"{len(notes['skipped'])} unreadable files skipped: {sorted(notes['skipped'])}")
+    return out
 
 
 def count_targets(

@@ -14,7 +14,6 @@ from workbench.data.sources import DIGIT_SOURCES, RawData, load_source
 from workbench.data.transform import (
     ATTRIBUTE_NAMES,
     Transform,
-    categorical_columns,
     digit_attributes,
     stratified_split,
     to_channels_last,
@@ -61,12 +60,7 @@ def prepare(
         arrays["y_test"] = _predefined_targets(raw, task)
     else:
         arrays["x_test"], arrays["y_test"] = x[test], y[test]
-    transform = Transform.fit(
-        arrays["x_train"],
-        kind=raw.modality,
-        scale=raw.pixel_max,
-        categorical=categorical_columns(raw.feature_names, raw.categories),
-    )
+    transform = fit_transform(raw, arrays["x_train"])
     kwargs = {k: v for k, v in source_kwargs.items() if k not in _NOT_RECORDED}
     parameters = {
         "task": task,
@@ -80,6 +74,7 @@ def prepare(
         "feature_names": list(raw.feature_names or []),
         "categories": raw.categories,
         "test_split": "the source's own" if predefined else "drawn (stratified)",
+        "source": raw.notes,  # what the loader did: column types, dropped rows, image sizes
     }
     return save_version(
         run_dir,
@@ -119,11 +114,29 @@ def _predefined_targets(raw: RawData, task: str) -> np.ndarray:
     return targets(replace(raw, x=x_test, y=y_test_raw), task)[0]
 
 
-def input_shape(raw: RawData) -> tuple[int, ...]:
-    """One example's shape as the model sees it: channels-last images, one-hot-widened tables."""
-    sample = to_channels_last(raw.x[:1]) if raw.modality == "image" else raw.x[:1]  # (1, ...)
-    columns = categorical_columns(raw.feature_names, raw.categories)
-    return Transform(raw.modality, tuple(sample.shape[1:]), categorical=columns).output_shape
+def fit_transform(raw: RawData, x_train: np.ndarray) -> Transform:
+    """The transform of `raw`'s training samples `x_train` (channels-last images, or table
+    rows): the one place it is fitted, so 01's input shape, 03's features and the served model
+    agree."""
+    return Transform.fit(
+        x_train,
+        kind=raw.modality,
+        scale=raw.pixel_max,
+        feature_names=raw.feature_names,
+        categories=raw.categories,
+    )
+
+
+def input_shape(
+    raw: RawData, *, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.2
+) -> tuple[int, ...]:
+    """One example's shape as the model sees it: channels-last images; for tables, the features
+    of the transform fitted on the split's training rows (one-hot categories seen there, and a
+    missing indicator per column with missing values there)."""
+    if raw.modality == "image":
+        return tuple(to_channels_last(raw.x[:1]).shape[1:])
+    train, _, _ = split_indices(raw, seed, val_fraction, test_fraction)
+    return fit_transform(raw, raw.x[train]).output_shape
 
 
 def targets(raw: RawData, task: str) -> tuple[np.ndarray, list[str]]:
@@ -137,6 +150,9 @@ def targets(raw: RawData, task: str) -> tuple[np.ndarray, list[str]]:
             )
         return digit_attributes(raw.y), list(ATTRIBUTE_NAMES)
     if task == "regression":
+        if n and raw.source.startswith("csv:") and all(map(_is_number, raw.class_names)):
+            # a table's whole-number target, read as classes: regression takes the numbers
+            return np.array([float(c) for c in raw.class_names], np.float32)[raw.y], []
         if n:
             raise DataError(
                 f"Task 'regression' needs a numeric target (e.g. 'sklearn:diabetes'); "
@@ -156,3 +172,11 @@ def targets(raw: RawData, task: str) -> tuple[np.ndarray, list[str]]:
     if task == "multiclass" and n < 2:
         raise DataError(f"Task 'multiclass' needs at least 2 classes; {raw.source!r} has {n}.")
     return raw.y.astype(np.int64), list(raw.class_names)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

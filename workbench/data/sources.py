@@ -8,7 +8,6 @@ from `DOWNLOADS`, and parsed here (so a test can point a source at a small `file
 
 from __future__ import annotations
 
-import csv
 import gzip
 import inspect
 import io
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench.config import display_path, repo_root
 from workbench.errors import DataError
 from workbench.params import check_bool, check_choice, check_int
 
@@ -106,7 +106,8 @@ class RawData:
     feature_names: tuple[str, ...] | None = None  # tabular column names
     predefined_test: tuple[np.ndarray, np.ndarray] | None = None  # the source's own test set
     pixel_max: float | None = None  # largest possible pixel value (16 for digits, else 255)
-    categories: dict[str, list[str]] = field(default_factory=dict)  # text columns -> codes
+    categories: dict[str, list[str]] = field(default_factory=dict)  # text column -> its values
+    # (sorted; x holds codes into them, NaN where missing)
     notes: dict[str, Any] = field(default_factory=dict)  # what the loader did (folder: counts)
 
     def __repr__(self) -> str:
@@ -116,10 +117,31 @@ class RawData:
             else "numeric target"
         )
         test = "" if self.predefined_test is None else f", test={self.predefined_test[0].shape}"
-        return (
-            f"RawData({self.source!r}, {self.modality}, x={self.x.shape} {self.x.dtype}, "
-            f"y={self.y.shape}, {classes}{test})"
+        text = (
+            f"RawData({display_source(self.source)!r}, {self.modality}, x={self.x.shape} "
+            f"{self.x.dtype}, y={self.y.shape}, {classes}{test})"
         )
+        read = self.notes.get("columns")
+        if read:  # a CSV file: what the reader decided, per column type
+            kinds = Counter(c["type"] for c in read.values())
+            dropped = self.notes["dropped_rows"]["missing target"]
+            text += (
+                f"\n  target {self.notes['target']!r}; columns: "
+                + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+                + f"; {int(np.isnan(self.x).sum())} missing values"
+                + f"; {dropped} row(s) without a target dropped"
+                + (f"; left out: {self.notes['identifiers']}" if self.notes["identifiers"] else "")
+            )
+        return text
+
+
+def display_source(source: str) -> str:
+    """`source` as messages and outputs show it: a `csv:` or `folder:` path relative to the
+    repository when inside it, else `.../<name>` (no machine's folders in shared outputs)."""
+    kind, _, arg = source.partition(":")
+    if kind in ("folder", "csv") and arg:
+        return f"{kind}:{display_path(repo_root() / Path(arg).expanduser())}"
+    return source
 
 
 def list_sources() -> dict[str, str]:
@@ -130,18 +152,23 @@ def list_sources() -> dict[str, str]:
 def load_source(source: str, **kwargs: Any) -> RawData:
     """Load `source` (see `list_sources()`); keyword arguments go to that source's loader.
 
-    `csv:PATH` takes `target=`; `folder:PATH` takes `color=` ("auto", "grayscale", "rgb"),
-    `image_size=(height, width)` and `skip_bad=` (see `_load_folder`);
+    `csv:PATH` takes `target=`, `sep=`, `na_values=`, `decimal=`, `header=`, `ignore=` (see
+    `_load_csv`);
+    `folder:PATH` takes `color=` ("auto", "grayscale", "rgb"), `image_size=(height, width)` and
+    `skip_bad=` (see `_load_folder`);
     `keras:*` take `cache_dir=`, `origin=` and `file_hash=` (one-file sources) or
     `downloads={fname: (origin, file_hash)}` to fetch from elsewhere.
     """
     if not isinstance(source, str):
         raise DataError(f"load_source: expected a source name (str), got {source!r}.")
+    if "target" in kwargs and kwargs["target"] is None:  # None: the source's own target
+        del kwargs["target"]
     kind, _, arg = source.partition(":")
     if kind in ("folder", "csv") and arg:
         loader = _load_folder if kind == "folder" else _load_csv
         _check_kwargs(source, loader, kwargs)
-        return loader(source, Path(arg).expanduser(), **kwargs)
+        path = Path(arg).expanduser()
+        return loader(source, path if path.is_absolute() else repo_root() / path, **kwargs)
     loaders = {
         "digits": _load_digits,
         "mnist5k": _load_mnist5k,
@@ -227,7 +254,7 @@ def _load_folder(
     from PIL import Image
     from tqdm.auto import tqdm
 
-    owner = f"Source {source!r}"
+    owner = f"Source {display_source(source)!r}"
     color = check_choice("color", color, ("auto", "grayscale", "rgb"), error=DataError, owner=owner)
     skip_bad = check_bool("skip_bad", skip_bad, error=DataError, owner=owner)
     if image_size is not None:
@@ -238,7 +265,8 @@ def _load_folder(
     def bad(file: Path, e: Exception) -> None:
         if not skip_bad:
             raise DataError(
-                f"{owner}: cannot read image {str(file)!r} ({e}); expected a valid PNG or JPEG "
+                f"{owner}: cannot read image {file.relative_to(path).as_posix()!r} ({e}); expected "
+                "a valid PNG or JPEG "
                 "file. Replace or remove it, or pass skip_bad=True to skip unreadable images."
             ) from e
         skipped[file.relative_to(path).as_posix()] = str(e)
@@ -253,7 +281,7 @@ def _load_folder(
     readable = [(file, label) for file, label in files if file in headers]
     if not readable:
         raise DataError(
-            f"{owner}: no readable image in {str(path)!r} (skipped {sorted(skipped)}); "
+            f"{owner}: no readable image in the folder (skipped {sorted(skipped)}); "
             "expected valid PNG or JPEG files."
         )
     if color == "auto":
@@ -330,7 +358,7 @@ def _list_folder(source: str, path: Path) -> tuple[list[Path], list[tuple[Path, 
     class_dirs = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
     if not class_dirs:
         raise DataError(
-            f"Source {source!r}: folder {str(path)!r} has no subfolders; expected one "
+            f"Source {display_source(source)!r}: the folder has no subfolders; expected one "
             "subfolder per class (e.g. cats/, dogs/) holding PNG or JPEG images."
         )
     ignored = [p for p in entries if p not in class_dirs]
@@ -343,7 +371,8 @@ def _list_folder(source: str, path: Path) -> tuple[list[Path], list[tuple[Path, 
         ]
         if not images:
             raise DataError(
-                f"Source {source!r}: class folder {str(folder)!r} has no images; expected "
+                f"Source {display_source(source)!r}: class folder {folder.name!r} has no images; "
+                "expected "
                 f"files ending in {list(IMAGE_SUFFIXES)}. Add images or remove the folder."
             )
         ignored += [p for p in folder.iterdir() if p not in images]
@@ -351,62 +380,46 @@ def _list_folder(source: str, path: Path) -> tuple[list[Path], list[tuple[Path, 
     return class_dirs, files, sorted(p.relative_to(path).as_posix() for p in ignored)
 
 
-def _load_csv(source: str, path: Path, *, target: str | None = None) -> RawData:
-    if not path.is_file():
-        raise DataError(f"Source {source!r}: file {str(path)!r} does not exist.")
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    if len(rows) < 2:
-        raise DataError(
-            f"Source {source!r}: {str(path)!r} has {len(rows)} line(s); expected a header "
-            "row and at least one data row."
-        )
-    header, body = [h.strip() for h in rows[0]], rows[1:]
-    for i, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise DataError(
-                f"Source {source!r}: line {i} of {str(path)!r} has {len(row)} fields; "
-                f"expected {len(header)} like the header."
-            )
-    if target is None:
-        target = "target" if "target" in header else header[-1]
-    if target not in header:
-        raise DataError(
-            f"Source {source!r}: no target column {target!r} in {str(path)!r}; columns are "
-            f"{header}. Pass target='<column>'."
-        )
-    columns = {h: [row[i].strip() for row in body] for i, h in enumerate(header)}
-    features = [h for h in header if h != target]
-    x = np.empty((len(body), len(features)), np.float64)
-    categories: dict[str, list[str]] = {}
-    for j, name in enumerate(features):
-        values, cats = _encode_column(columns[name])
-        x[:, j] = values
-        if cats is not None:
-            categories[name] = cats
-    values, cats = _encode_column(columns[target])
-    if cats is not None:  # text labels
-        y, classes = values.astype(np.int64), tuple(cats)
-    elif np.all(values == np.round(values)) and not np.isnan(values).any():  # integer labels
-        uniq = np.unique(values)
-        y, classes = (
-            np.searchsorted(uniq, values).astype(np.int64),
-            tuple(str(int(v)) for v in uniq),
-        )
-    else:  # real-valued target: regression
-        y, classes = values.astype(np.float32), ()
-    return RawData(
-        x, y, classes, "tabular", source, feature_names=tuple(features), categories=categories
+def _load_csv(
+    source: str,
+    path: Path,
+    *,
+    target: str | None = None,
+    sep: str | None = ",",
+    na_values: str | list[str] | None = None,
+    decimal: str = ".",
+    header: bool | None = None,
+    ignore: list[str] | None = None,
+) -> RawData:
+    """A table read by pandas (see `workbench.data.csv_files`): `target` names the label column
+    (default: the column named "target"; without one the source is refused), `sep` the
+    delimiter (None: sniffed), `na_values` extra markers of missing values (e.g. ["?"]),
+    `decimal` the decimal mark ("," in many European files), `header=False` for a file whose
+    first row is data (its columns are then named "column 1", "column 2", ...); by default a
+    first row of mostly numbers is refused as a header; `ignore` lists columns to leave out
+    (a free-text note, an identifier the reader did not recognise)."""
+    from workbench.data.csv_files import read_table
+
+    t = read_table(
+        source,
+        path,
+        target=target,
+        sep=sep,
+        na_values=na_values,
+        decimal=decimal,
+        header=header,
+        ignore=ignore,
     )
-
-
-def _encode_column(values: list[str]) -> tuple[np.ndarray, list[str] | None]:
-    """Numbers as floats (empty cells become NaN), else text as codes into sorted categories."""
-    try:
-        return np.array([float(v) if v else np.nan for v in values]), None
-    except ValueError:
-        cats = sorted(set(values))
-        return np.array([cats.index(v) for v in values], np.float64), cats
+    return RawData(
+        t["x"],
+        t["y"],
+        t["class_names"],
+        "tabular",
+        source,
+        feature_names=t["feature_names"],
+        categories=t["categories"],
+        notes=t["notes"],
+    )
 
 
 # ---- downloadable sources (Keras' files, our parsers) --------------------------------------

@@ -80,25 +80,24 @@ def to_channels_last(x: np.ndarray) -> np.ndarray:
     raise DataError(f"to_channels_last: expected images (N, H, W[, C]), got shape {x.shape}.")
 
 
-def one_hot(codes: np.ndarray, n: int) -> np.ndarray:
-    """Integer codes (N,) -> (N, n) float32; codes outside 0..n-1 (unseen) become all zeros."""
-    codes = np.asarray(codes)
-    known = (codes >= 0) & (codes < n) & (codes == np.round(codes))
-    out = np.zeros((len(codes), n), np.float32)
-    out[np.flatnonzero(known), codes[known].astype(np.int64)] = 1.0
-    return out
+MISSING_CATEGORY = "(missing)"  # a missing text value is a category of its own
 
 
 @dataclass(repr=False)
 class Transform:
-    """Raw samples -> float32 model inputs; fitted on training data, stored as plain numbers."""
+    """Raw samples -> float32 model inputs; fitted on training data, stored as plain numbers.
+
+    Images are divided by `scale`. Tables follow scikit-learn's `ColumnTransformer` layout: the
+    numeric columns imputed with their training median and standardised, then one 0/1 column
+    per numeric column that had missing values in training (`missing_indicator`), then each
+    text column one-hot encoded over the categories seen in training (a missing value is the
+    category "(missing)"; a category never seen in training is all zeros).
+    """
 
     kind: str  # "image" or "tabular"
     input_shape: tuple[int, ...]  # one raw sample: (H, W, C) images, (F,) tabular
     scale: float | None = None  # images: divide pixels by this (the source's max), -> [0, 1]
-    mean: list[float] | None = None  # tabular: per-column mean of the training split
-    std: list[float] | None = None  # tabular: per-column std (1.0 where a column is constant)
-    categorical: dict[int, int] = field(default_factory=dict)  # column -> number of categories
+    columns: list[dict[str, Any]] = field(default_factory=list)  # tabular: one per raw column
 
     @classmethod
     def fit(
@@ -107,9 +106,17 @@ class Transform:
         *,
         kind: str,
         scale: float | None = None,
-        categorical: dict[int, int] | None = None,
+        feature_names: Sequence[str] | None = None,
+        categories: dict[str, list[str]] | None = None,
+        missing_indicator: bool = True,
     ) -> Transform:
-        """Learn the parameters from the training split (never from validation or test)."""
+        """Learn the parameters from the training split (never from validation or test).
+
+        Tables: `categories` maps each text column to the values its codes index (a source's
+        `RawData.categories`); the fit runs scikit-learn's `SimpleImputer`, `StandardScaler`,
+        `MissingIndicator` and `OneHotEncoder(handle_unknown="ignore")` and keeps their
+        fitted numbers as plain JSON (never a pickle).
+        """
         x_train = np.asarray(x_train)
         if kind == "image":
             if scale is None:
@@ -119,36 +126,140 @@ class Transform:
             raise DataError(f"Transform.fit: kind={kind!r}; expected 'image' or 'tabular'.")
         if x_train.ndim != 2:
             raise DataError(f"Transform.fit: tabular data must be (N, F), got {x_train.shape}.")
-        categorical = {int(k): int(v) for k, v in (categorical or {}).items()}
-        mean = np.nan_to_num(np.nanmean(x_train, axis=0))  # (F,)
-        std = np.nan_to_num(np.nanstd(x_train, axis=0))
-        std = np.where(std > 0, std, 1.0)  # a constant column stays at 0 after centring
-        return cls(
-            "tabular",
-            (x_train.shape[1],),
-            mean=[float(v) for v in mean],
-            std=[float(v) for v in std],
-            categorical=categorical,
-        )
+        names = list(feature_names or [f"x{j}" for j in range(x_train.shape[1])])
+        if len(names) != x_train.shape[1]:
+            raise DataError(
+                f"Transform.fit: {len(names)} feature names for {x_train.shape[1]} columns."
+            )
+        vocab = dict(categories or {})
+        unknown = sorted(set(vocab) - set(names))
+        if unknown:
+            raise DataError(f"Transform.fit: categories for unknown columns {unknown}.")
+        columns = [
+            {"name": n, "type": "categorical", "vocabulary": list(vocab[n])}
+            if n in vocab
+            else {"name": n, "type": "numeric"}
+            for n in names
+        ]
+        shell = cls("tabular", (len(names),), columns=columns)
+        fitted = table_transformer(shell, missing_indicator).fit(shell.frame(x_train))
+        numeric = [c for c in columns if c["type"] == "numeric"]
+        if numeric:
+            impute, scaler = fitted.named_transformers_["numeric"]
+            flagged = set()
+            if missing_indicator:
+                flagged = set(fitted.named_transformers_["missing"].features_.tolist())
+            for j, c in enumerate(numeric):
+                c["median"] = float(np.nan_to_num(impute.statistics_[j]))
+                c["mean"], c["std"] = float(scaler.mean_[j]), float(scaler.scale_[j])
+                c["indicator"] = j in flagged
+        text = [c for c in columns if c["type"] == "categorical"]
+        if text:
+            encoder = fitted.named_transformers_["categorical"][-1]
+            for c, cats in zip(text, encoder.categories_, strict=True):
+                c["categories"] = [str(v) for v in cats]
+        return shell
 
     @property
     def output_shape(self) -> tuple[int, ...]:
         """Shape of one transformed sample (what the model's input layer expects)."""
         if self.kind == "image":
             return self.input_shape
-        return (self.input_shape[0] + sum(n - 1 for n in self.categorical.values()),)
+        return (len(self.feature_names),)
 
-    def apply(self, raw_x: np.ndarray) -> np.ndarray:
-        """Raw samples (a batch, or one sample) -> float32 batch of shape (N, *output_shape)."""
+    @property
+    def feature_names(self) -> list[str]:
+        """Tables: the name of each model input, e.g. "age", "age missing", "colour=red"."""
+        numeric = [c for c in self.columns if c["type"] == "numeric"]
+        text = [c for c in self.columns if c["type"] == "categorical"]
+        return (
+            [c["name"] for c in numeric]
+            + [f"{c['name']} missing" for c in numeric if c["indicator"]]
+            + [f"{c['name']}={v}" for c in text for v in c["categories"]]
+        )
+
+    def apply(self, raw_x: Any) -> np.ndarray:
+        """Raw samples (a batch, or one sample) -> float32 batch of shape (N, *output_shape).
+
+        Tables also accept rows as read: a pandas DataFrame, or a list of {column: value}
+        dicts, with text categories (missing columns or values count as missing).
+        """
+        if self.kind == "tabular" and not isinstance(raw_x, np.ndarray | list | tuple):
+            return self._apply_table(raw_x)
+        if self.kind == "tabular" and isinstance(raw_x, list | tuple) and raw_x:
+            if isinstance(raw_x[0], dict):
+                return self._apply_table(raw_x)
         x = self._as_batch(np.asarray(raw_x))
         if self.kind == "image":
             return (x.astype(np.float32) / np.float32(self.scale)).astype(np.float32)
-        z = (x.astype(np.float64) - self.mean) / self.std  # (N, F) standardised
-        z = np.nan_to_num(z, nan=0.0)  # a missing value becomes the training mean
-        parts = [
-            one_hot(x[:, j], self.categorical[j]) if j in self.categorical else z[:, j : j + 1]
-            for j in range(x.shape[1])
-        ]
+        return self._encode(self.frame(x))
+
+    def frame(self, x: np.ndarray) -> Any:
+        """Tabular codes (N, F) -> a pandas DataFrame of the values as read (text for text
+        columns, None where missing): what scikit-learn's transformer is fitted on."""
+        import pandas as pd
+
+        try:
+            x = np.asarray(x, np.float64)
+        except (TypeError, ValueError) as e:
+            raise DataError(
+                f"Transform.apply: an array of table rows must hold numbers and category codes, "
+                f"as a version stores them ({e}); send rows as read (with text categories) as a "
+                "pandas DataFrame or a list of {column: value} dicts."
+            ) from e
+        data = {}
+        for j, c in enumerate(self.columns):
+            if c["type"] == "numeric":
+                data[c["name"]] = x[:, j]
+                continue
+            vocab = np.array([*c["vocabulary"], None], dtype=object)
+            codes = np.nan_to_num(x[:, j], nan=-1.0)
+            valid = (codes >= 0) & (codes < len(c["vocabulary"])) & (codes == np.round(codes))
+            data[c["name"]] = vocab[np.where(valid, codes, len(c["vocabulary"])).astype(int)]
+        return pd.DataFrame(data)
+
+    def _apply_table(self, rows: Any) -> np.ndarray:
+        """Rows as read (DataFrame or records) -> model inputs; a bad number is a DataError."""
+        import pandas as pd
+
+        frame = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows
+        data = {}
+        for c in self.columns:
+            values = frame[c["name"]] if c["name"] in frame else pd.Series([None] * len(frame))
+            if c["type"] == "numeric":
+                numbers = pd.to_numeric(values, errors="coerce")
+                bad = values.notna() & numbers.isna()
+                if bad.any():
+                    raise DataError(
+                        f"Transform.apply: column {c['name']!r} expects numbers, got "
+                        f"{values[bad].tolist()[:5]!r}; send a number, or null if missing."
+                    )
+                data[c["name"]] = numbers.to_numpy(np.float64, na_value=np.nan)
+            else:
+                text = values.astype("string").str.strip()
+                data[c["name"]] = text.to_numpy(object, na_value=None)
+        return self._encode(pd.DataFrame(data, index=range(len(frame))))
+
+    def _encode(self, frame: Any) -> np.ndarray:
+        """The fitted numbers applied to a frame of values as read: what scikit-learn's fitted
+        `table_transformer` computes (a test checks), and what the served model rebuilds."""
+        import pandas as pd
+
+        numeric = [c for c in self.columns if c["type"] == "numeric"]
+        text = [c for c in self.columns if c["type"] == "categorical"]
+        n = len(frame)
+        parts = [np.zeros((n, 0))]
+        if numeric:
+            x = np.stack([frame[c["name"]].to_numpy(np.float64) for c in numeric], axis=1)
+            missing = np.isnan(x)  # (N, numeric columns)
+            x = np.where(missing, [c["median"] for c in numeric], x)
+            parts.append((x - [c["mean"] for c in numeric]) / [c["std"] for c in numeric])
+            flagged = [j for j, c in enumerate(numeric) if c["indicator"]]
+            parts.append(missing[:, flagged].astype(np.float64))
+        for c in text:
+            values = frame[c["name"]].to_numpy(object)
+            values = np.where(pd.isna(values), MISSING_CATEGORY, values)
+            parts.append((values[:, None] == np.array(c["categories"], object)).astype(float))
         return np.concatenate(parts, axis=1).astype(np.float32)  # (N, output features)
 
     def _as_batch(self, x: np.ndarray) -> np.ndarray:
@@ -174,30 +285,56 @@ class Transform:
             "input_shape": list(self.input_shape),
             "output_shape": list(self.output_shape),
             "scale": self.scale,
-            "mean": self.mean,
-            "std": self.std,
-            "categorical": {str(k): v for k, v in self.categorical.items()},
+            "columns": self.columns,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Transform:
         """The inverse of `to_dict`."""
+        if d["kind"] == "tabular" and "columns" not in d:
+            raise DataError(
+                "Transform.from_dict: this tabular transform was saved by an older workbench "
+                "(no 'columns'); prepare the data set again."
+            )
         return cls(
-            d["kind"],
-            tuple(d["input_shape"]),
-            scale=d.get("scale"),
-            mean=d.get("mean"),
-            std=d.get("std"),
-            categorical={int(k): int(v) for k, v in (d.get("categorical") or {}).items()},
+            d["kind"], tuple(d["input_shape"]), scale=d.get("scale"), columns=d.get("columns", [])
         )
 
     def __repr__(self) -> str:
         if self.kind == "image":
             return f"Transform(image {self.input_shape} / {self.scale:g} -> [0, 1] float32)"
+        numeric = [c for c in self.columns if c["type"] == "numeric"]
+        flagged = sum(c["indicator"] for c in numeric)
+        text = len(self.columns) - len(numeric)
         return (
-            f"Transform(tabular {self.input_shape[0]} columns standardised, "
-            f"{len(self.categorical)} one-hot -> {self.output_shape[0]} features float32)"
+            f"Transform(tabular {len(self.columns)} columns: {len(numeric)} numeric "
+            f"(median-imputed, standardised, {flagged} missing indicators), {text} one-hot "
+            f"-> {self.output_shape[0]} features float32)"
         )
+
+
+def table_transformer(transform: Transform, missing_indicator: bool = True) -> Any:
+    """The unfitted scikit-learn `ColumnTransformer` for `transform`'s columns (its layout)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import MissingIndicator, SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = [c["name"] for c in transform.columns if c["type"] == "numeric"]
+    text = [c["name"] for c in transform.columns if c["type"] == "categorical"]
+    steps = []
+    if numeric:
+        impute = SimpleImputer(strategy="median", keep_empty_features=True)
+        steps.append(("numeric", make_pipeline(impute, StandardScaler()), numeric))
+        if missing_indicator:
+            steps.append(("missing", MissingIndicator(features="missing-only"), numeric))
+    if text:
+        fill = SimpleImputer(
+            strategy="constant", fill_value=MISSING_CATEGORY, keep_empty_features=True
+        )
+        encode = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        steps.append(("categorical", make_pipeline(fill, encode), text))
+    return ColumnTransformer(steps, sparse_threshold=0.0)
 
 
 # ---- augmentation ----------------------------------------------------------------------------
@@ -248,14 +385,3 @@ def augment_preview(
     if not augmenter.layers:
         return batch
     return keras.ops.convert_to_numpy(augmenter(batch, training=True)).astype(np.float32)
-
-
-# ---- tabular feature engineering -----------------------------------------------------------
-
-
-def categorical_columns(
-    feature_names: Sequence[str] | None, categories: dict[str, list[str]]
-) -> dict[int, int]:
-    """Column index -> number of categories, for the text columns a CSV source encoded."""
-    names = list(feature_names or [])
-    return {names.index(name): len(cats) for name, cats in categories.items()}

@@ -42,9 +42,19 @@ def content_hash(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def version_id(source: str, parameters: dict[str, Any], content: str) -> str:
-    """Deterministic id: the same source, parameters and content give the same id."""
-    key = to_json({"source": source, "parameters": parameters, "content_sha256": content})
+def version_id(
+    source: str, parameters: dict[str, Any], content: str, transform: dict[str, Any]
+) -> str:
+    """Deterministic id: the same source, parameters, content and fitted transform give the
+    same id (a workbench that fits the transform differently makes a new version)."""
+    key = to_json(
+        {
+            "source": source,
+            "parameters": parameters,
+            "content_sha256": content,
+            "transform": transform,
+        }
+    )
     return "v-" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
@@ -98,7 +108,15 @@ class DatasetVersion:
     def report(self) -> DataReport:
         """`analyze` over all splits: counts per split, statistics, duplicates and leakage."""
         x, y, splits = stack_splits(self.arrays)
-        return analyze(x, y, splits, self.class_names)
+        notes = self.manifest.get("notes", {})
+        return analyze(
+            x,
+            y,
+            splits,
+            self.class_names,
+            feature_names=notes.get("feature_names") or None,
+            notes=notes.get("source"),
+        )
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{s}={len(self.arrays[f'y_{s}'])}" for s in SPLITS)
@@ -127,7 +145,7 @@ def save_version(
         raise DataError(f"save_version: arrays {missing} are missing; expected {ARRAY_NAMES}.")
     run_dir = Path(run_dir)
     digest = content_hash(arrays)
-    vid = version_id(source, parameters, digest)
+    vid = version_id(source, parameters, digest, transform.to_dict())
     final = run_dir / DATA_DIR / vid
     if not (final / "manifest.json").is_file():
         _, y_all, splits = stack_splits(arrays)
