@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 export JUPYTER_PATH := $(abspath $(VENV))/share/jupyter
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run test lab notebooks student-notebooks mlflow-ui lint benchmarks clean
+.PHONY: run test lab notebooks student-notebooks mlflow-ui serve lint benchmarks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ student-notebooks: $(VENV)/.installed  ## student copies in student/ (no solutio
 
 mlflow-ui: $(VENV)/.installed  ## the MLflow UI over runs/mlflow.db on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath runs)/mlflow.db --host 127.0.0.1
+
+# make serve MODEL=digits@champion (the registry) or MODEL_DIR=models (TF Serving's layout).
+MODEL ?= digits@champion
+serve: $(VENV)/.installed  ## serve MODEL over REST (TF Serving + KServe v2) on http://127.0.0.1:8500
+	$(BIN)/python -m workbench serve --model $(MODEL) $(if $(MODEL_DIR),--model-dir $(MODEL_DIR))
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -10,10 +10,19 @@ from pathlib import Path
 import pytest
 
 from workbench.data.versioning import DatasetVersion
+from workbench.design import Group, ModelSpec, Stem, Task
 from workbench.identify import ProblemCard, identify
 
 ROOT = Path(__file__).resolve().parent.parent
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="workbench-tests-"))
+
+TINY = ModelSpec(  # a few hundred parameters: seconds per training on 8x8 digits
+    name="tiny",
+    stem=Stem(filters=(8,)),
+    groups=(Group(8, 1, "conv", "pool"),),
+    task=Task(pooling="avg"),
+    batch_norm=False,
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -101,6 +101,26 @@ def test_04_train_trains_evaluates_and_tracks(executed):
     assert {"figures/curves.png", "figures/confusion.png", "figures/worst_errors.png"} <= logged
 
 
+def test_05_deploy_exports_registers_and_serves(executed):
+    """05 exports the trained run, registers it as champion, starts the real service on a free
+    loopback port, asks it in both protocols and stops it with SIGTERM."""
+    from workbench.deploy import export, registry
+
+    nb = executed("05_deploy")
+    index = json.loads((executed.run_dir / "index.json").read_text())
+    folder = executed.run_dir / "deploy" / index["train"]
+    export.verify_export(folder)
+    assert set(export.read_export(folder)["formats"]) == {"keras", "saved_model", "onnx"}
+    champion = registry.resolve(index["deploy"])
+    assert "champion" in champion.aliases and champion.lineage["train_run"] == index["train"]
+    text = outputs_text(nb)
+    assert "KServe v2:       predicted" in text and "| same: True" in text
+    assert "400 Input 'images' has shape [1, 3]" in text and "404 Model 'digitz' not found" in text
+    assert "does not match the sha256 export.json records" in text
+    assert "exit code after SIGTERM: 0" in text
+    assert "5.1" in text and "5.3" in text  # the exercises ran (with their solutions)
+
+
 def test_03_on_its_own_builds_the_card_and_says_so(session_tmp):
     out = session_tmp / "alone" / "03_data.ipynb"
     params = {"run_dir": str(session_tmp / "alone" / "run"), "profile": "smoke", "seed": 0}

@@ -10,12 +10,12 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import card_for_version
+from conftest import TINY, card_for_version
 from matplotlib.figure import Figure
 
 from workbench.config import current
 from workbench.data import prepare
-from workbench.design import Group, ModelSpec, Stem, Task, build, preset
+from workbench.design import build, preset
 from workbench.errors import ParameterError, SpecError
 from workbench.identify import identify
 from workbench.train import (
@@ -24,14 +24,6 @@ from workbench.train import (
     load_trained,
     make_run_id,
     train,
-)
-
-TINY = ModelSpec(  # a few hundred parameters: seconds per training on 8x8 digits
-    name="tiny",
-    stem=Stem(filters=(8,)),
-    groups=(Group(8, 1, "conv", "pool"),),
-    task=Task(pooling="avg"),
-    batch_norm=False,
 )
 
 

@@ -1,4 +1,4 @@
-"""`workbench run | batch | notebooks | student | lab` (also `python -m workbench`)."""
+"""`workbench run | batch | notebooks | student | lab | serve` (also `python -m workbench`)."""
 
 from __future__ import annotations
 
@@ -63,6 +63,79 @@ def _student(args: argparse.Namespace) -> int:
     from workbench.student import main_student
 
     return main_student(args.out)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from workbench.deploy.service import serve
+
+    serve(
+        args.model,
+        model_dir=args.model_dir,
+        host=args.host,
+        port=args.port,
+        backend=args.backend,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        queue_size=args.queue,
+        request_timeout=args.request_timeout,
+        max_body_bytes=args.max_body_bytes,
+        poll_seconds=args.poll,
+    )
+    return 0
+
+
+def _add_serve(sub) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="serve models over REST (TF Serving and KServe v2 clients) until SIGTERM",
+        description="Serve models to TF Serving REST and Open Inference Protocol v2 clients. "
+        "SIGTERM or Ctrl-C stops accepting, finishes the requests in flight, then exits.",
+    )
+    serve.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME[@LABEL|/VERSION]",
+        help="a model to serve, e.g. digits@champion or digits/3 (repeat --model); a bare "
+        "name serves its champion (else its latest version). Default with --model-dir: every "
+        "model in the folder",
+    )
+    serve.add_argument(
+        "--model-dir",
+        help="a folder in TF Serving's layout, <dir>/<name>/<version>/export.json, with labels "
+        "in <dir>/<name>/labels.json (default: the MLflow model registry)",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8500)
+    serve.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "onnx", "keras"],
+        help="auto: onnxruntime where the ONNX export passed its check, else Keras",
+    )
+    serve.add_argument("--max-batch", type=int, default=256, help="most rows per model call")
+    serve.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=0.0,
+        help="wait this long for more rows when a batch is not full (0: run what queued)",
+    )
+    serve.add_argument(
+        "--queue", type=int, default=64, help="requests that may wait per version; then 429"
+    )
+    serve.add_argument(
+        "--request-timeout", type=float, default=1.0, help="seconds before a 504 answer"
+    )
+    serve.add_argument(
+        "--max-body-bytes", type=int, default=8 * 1024 * 1024, help="larger bodies get 413"
+    )
+    serve.add_argument(
+        "--poll",
+        type=float,
+        default=5.0,
+        help="seconds between label checks (0: only POST /admin/reload from loopback)",
+    )
+    serve.set_defaults(func=_serve)
 
 
 def lab_command(lab_args: list[str] | tuple[str, ...] = ()) -> list[str]:
@@ -135,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     lab = sub.add_parser("lab", help="open JupyterLab on notebooks/ with this environment's kernel")
     lab.add_argument("lab_args", nargs=argparse.REMAINDER)
     lab.set_defaults(func=_lab)
+    _add_serve(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -11,6 +11,7 @@ import random
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -118,6 +119,9 @@ def _drop_native_startup_info() -> Iterator[None]:
                 sys.stderr.write(kept)
 
 
+_KERAS_LOCK = threading.RLock()
+
+
 def load_keras():
     """Import Keras with quiet TensorFlow logs and the TensorFlow backend unless one is chosen.
 
@@ -125,12 +129,19 @@ def load_keras():
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    if "keras" in sys.modules:
-        return sys.modules["keras"]
-    with _drop_native_startup_info():
-        import keras
+    with _KERAS_LOCK:  # a second thread waits here until the first import has finished
+        if "keras" in sys.modules and not _importing(sys.modules["keras"]):
+            return sys.modules["keras"]
+        with _drop_native_startup_info():
+            import keras
 
     return keras
+
+
+def _importing(module) -> bool:
+    """Whether `module` is still being imported (its spec says so while it initialises)."""
+    spec = getattr(module, "__spec__", None)
+    return bool(getattr(spec, "_initializing", False))
 
 
 def seed_everything(seed: int) -> int:

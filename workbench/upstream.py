@@ -9,6 +9,7 @@ card records it, and the data set version is prepared with it.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from workbench import params
@@ -178,3 +179,22 @@ def ensure_spec(run: Run, card: ProblemCard) -> ModelSpec:
     spec = preset(name, card)
     save_spec(spec, run.dir)
     return spec
+
+
+def ensure_trained(run: Run, card: ProblemCard) -> Path:
+    """The run directory's current trained run folder (`<run_dir>/train/<run_id>/`), or one
+    trained with the profile's recipe on the card's data and spec (said so), as 04_train would."""
+    from workbench import train
+
+    run_id = current(run.dir, train.STAGE)
+    if run_id and (run.dir / train.TRAIN_DIR / run_id / "model.keras").is_file():
+        return run.dir / train.TRAIN_DIR / run_id
+    version = ensure_data(run, card)
+    spec = ensure_spec(run, card)
+    print(
+        f"No trained model in this run directory yet: training {spec.name!r} with the "
+        f"{run.profile.name!r} profile's recipe, as notebook 04_train would."
+    )
+    config = train.TrainConfig.for_profile(run.profile.name, card=card, seed=run.seed)
+    result = train.train(spec, version, config, card=card, run_dir=run.dir, verbose=0)
+    return result.path

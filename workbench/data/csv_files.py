@@ -53,7 +53,7 @@ def read_table(
     if header is False:  # named as a spreadsheet counts them
         frame.columns = [f"column {j + 1}" for j in range(len(frame.columns))]
     columns = [str(c).strip() for c in frame.columns]
-    if header is None and sum(map(_is_number, columns)) * 2 >= len(columns):
+    if header is None and sum(map(is_number_text, columns)) * 2 >= len(columns):
         raise DataError(
             f"{owner}: the first row {columns[:6]}{'...' if len(columns) > 6 else ''} is mostly "
             "numbers: it looks like data, not a header row. Pass header=False if it is data "
@@ -270,7 +270,8 @@ def _check_ignore(owner: str, ignore: Any, columns: list[str], target: str) -> l
     return list(ignore)
 
 
-def _is_number(text: str) -> bool:
+def is_number_text(text: str) -> bool:
+    """Whether `text` reads as a number ("3", "2.5", "1e3", "nan")."""
     try:
         float(text)
     except ValueError:

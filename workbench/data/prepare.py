@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from workbench import config, params
+from workbench.data.csv_files import is_number_text
 from workbench.data.sources import DIGIT_SOURCES, RawData, load_source
 from workbench.data.transform import (
     ATTRIBUTE_NAMES,
@@ -150,7 +151,7 @@ def targets(raw: RawData, task: str) -> tuple[np.ndarray, list[str]]:
             )
         return digit_attributes(raw.y), list(ATTRIBUTE_NAMES)
     if task == "regression":
-        if n and raw.source.startswith("csv:") and all(map(_is_number, raw.class_names)):
+        if n and raw.source.startswith("csv:") and all(map(is_number_text, raw.class_names)):
             # a table's whole-number target, read as classes: regression takes the numbers
             return np.array([float(c) for c in raw.class_names], np.float32)[raw.y], []
         if n:
@@ -172,11 +173,3 @@ def targets(raw: RawData, task: str) -> tuple[np.ndarray, list[str]]:
     if task == "multiclass" and n < 2:
         raise DataError(f"Task 'multiclass' needs at least 2 classes; {raw.source!r} has {n}.")
     return raw.y.astype(np.int64), list(raw.class_names)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

@@ -29,7 +29,7 @@ from workbench.exercises.base import (
     run,
 )
 
-STAGE_MODULES = ("overview", "identify", "design", "data", "train")  # in pipeline order
+STAGE_MODULES = ("overview", "identify", "design", "data", "train", "deploy")  # in pipeline order
 
 
 def all_exercises() -> list[Exercise]:
