@@ -39,8 +39,8 @@ student-notebooks: $(VENV)/.installed  ## student copies in student/ (no solutio
 mlflow-ui: $(VENV)/.installed  ## the MLflow UI over runs/mlflow.db on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath runs)/mlflow.db --host 127.0.0.1
 
-# make serve MODEL=digits@champion (the registry) or MODEL_DIR=models (TF Serving's layout).
-MODEL ?= digits@champion
+# make serve MODEL=mnist5k@champion (the registry; make run registers mnist5k) or MODEL_DIR=models (TF Serving's layout).
+MODEL ?= mnist5k@champion
 serve: $(VENV)/.installed  ## serve MODEL over REST (TF Serving + KServe v2) on http://127.0.0.1:8500
 	$(BIN)/python -m workbench serve --model $(MODEL) $(if $(MODEL_DIR),--model-dir $(MODEL_DIR))
 
