@@ -11,6 +11,7 @@ Keras loads only when a function needs it (augmentation, downloads) or when `ser
 imported, which this package does not do.
 """
 
+from workbench.data import examples
 from workbench.data.analysis import DataReport, analyze
 from workbench.data.prepare import (
     TASKS,
@@ -45,6 +46,7 @@ __all__ = [
     "augment_preview",
     "augmentation",
     "digit_attributes",
+    "examples",
     "fit_transform",
     "input_shape",
     "list_sources",
