@@ -51,6 +51,7 @@ benchmarks: $(VENV)/.installed  ## import time, training overhead, full-profile 
 	$(BIN)/python benchmarks/import_time.py
 	$(BIN)/python benchmarks/train_overhead.py
 	$(BIN)/python benchmarks/full_profile.py
+	$(BIN)/python benchmarks/serving.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
