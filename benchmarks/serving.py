@@ -588,7 +588,8 @@ def benchmark(args, tmp: Path, seconds: float, n_requests: int, servers: ExitSta
         load.run(url, bodies["tf"], 8, warm)  # warm-up: connections, allocator, caches
     for clients in CLIENTS:
         for round_ in range(1, args.rounds + 1):
-            for label, service in services.items():
+            order = list(services.items())
+            for label, service in order if round_ % 2 else order[::-1]:  # ABAB.. then ..BABA
                 _, counts, rounds = configs[label]
                 if clients not in counts or round_ > rounds:
                     continue
