@@ -739,14 +739,9 @@ def statistics_median(values: list[float]) -> float:
 
 
 def time_calls(runner: Any, inputs: dict, n: int) -> list[float]:
-    for _ in range(max(5, n // 20)):
-        runner(inputs)
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        runner(inputs)
-        times.append(time.perf_counter() - start)
-    return times
+    from workbench.deploy.export import time_calls as timed
+
+    return timed(runner, inputs, n, warmup=max(5, n // 20))
 
 
 def print_point(row: dict[str, Any]) -> None:

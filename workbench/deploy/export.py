@@ -291,6 +291,18 @@ def open_runner(
 # ---- the export ------------------------------------------------------------------------------
 
 
+def time_calls(runner: Any, inputs: dict, repeats: int, *, warmup: int = 1) -> list[float]:
+    """Seconds per call of `runner(inputs)`, `repeats` calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        runner(inputs)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        runner(inputs)
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def _reused(out: Path, run_folder: Path, name: str) -> dict[str, Any]:
     """The export already at `out` if it is a complete, intact export of this run and name."""
     try:
@@ -676,12 +688,7 @@ def _latency(runner: _Runner, batch: dict[str, np.ndarray], repeats: int) -> dic
     for size in LATENCY_BATCHES:
         rows = np.arange(size) % n
         inputs = {k: v[rows] for k, v in batch.items()}
-        runner(inputs)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            runner(inputs)
-            times.append(time.perf_counter() - start)
+        times = time_calls(runner, inputs, repeats)
         out[str(size)] = round(1000 * statistics.median(times), 3)
     return out
 
