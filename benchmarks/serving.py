@@ -534,7 +534,7 @@ def benchmark(args, tmp: Path, seconds: float, n_requests: int, servers: ExitSta
         "tf": write_body(tmp, "tf-row", {"instances": [instance]}),
         "v2": write_body(tmp, "v2-infer", v2_body(input_name, instance)),
     }
-    mlflow_uri = log_mlflow_peer(v1.path / "model.keras")
+    mlflow_uri = registry.mlflow_model(v1)
     w.stop()
 
     # -- 1. in-process batch-1 latency, and the model call by batch size -----------------------
@@ -674,7 +674,7 @@ def benchmark(args, tmp: Path, seconds: float, n_requests: int, servers: ExitSta
             "model": f"{name}: {parameters} parameters, input {exported['input']['shape']}",
             "service backend": export.fastest_backend(exported),
             "load generator": load.name,
-            "mlflow peer": f"mlflow.keras.log_model of v1's model.keras; {mlflow_command}",
+            "mlflow peer": f"registry.mlflow_model(v1) (mlflow.keras.log_model); {mlflow_command}",
             "mlflow ready seconds": round(ready, 1),
             "service commands": {
                 **{
@@ -750,21 +750,6 @@ def print_point(row: dict[str, Any]) -> None:
           f"p50 {row['p50 ms']:.2f} ms, p99 {row['p99 ms']:.2f} ms (wrk-corrected "
           f"{row.get('wrk p99 ms', '-')}), max {row['max ms']:.1f} ms, errors {row['errors']}"
           f"{extra}, steal {row['steal %']} %, others {row['others %']} %", flush=True)  # fmt: skip
-
-
-def log_mlflow_peer(keras_file: Path) -> str:
-    """The inference model as an MLflow Keras model in the temporary store (explicit
-    requirements: no dependency-inference subprocess); its model URI."""
-    import mlflow
-
-    from workbench.config import load_keras
-
-    keras = load_keras()
-    model = keras.saving.load_model(keras_file, safe_mode=True, compile=False)
-    mlflow.set_experiment("serving-benchmark-peer")
-    with mlflow.start_run():
-        info = mlflow.keras.log_model(model, name="model", pip_requirements=["keras", "tensorflow"])
-    return info.model_uri
 
 
 def section_malformed(url, name, input_name, instance, version, n, max_body) -> list[dict]:

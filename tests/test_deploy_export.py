@@ -6,8 +6,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 
 import numpy as np
@@ -318,3 +320,48 @@ def test_bad_runs_are_refused_with_clear_messages(digits, tmp_path):
         folder_sha256(tmp_path / "nowhere")
     assert not list(tmp_path.glob(".*"))  # nothing half-made beside the refused outputs
     assert json.loads((run_dir / "index.json").read_text())["train"] == result.run_id
+
+
+def test_mlflow_models_serve_answers_like_the_inference_model(digits, tmp_path):
+    """MLflow's own server loads the registered inference model (raw pixels in) and answers as
+    the exported model.keras does: the export needs nothing of the workbench to be served."""
+    import httpx
+
+    from workbench.deploy import launch, registry
+
+    _, version, _, out, _ = digits
+    registered = registry.resolve(registry.register(out, name="digits-mlflow", alias=None).ref)
+    uri = registry.mlflow_model(registered)
+    port = launch.free_port()
+    bin_dir = os.path.dirname(sys.executable)
+    command = [f"{bin_dir}/mlflow", "models", "serve", "-m", uri, "--env-manager", "local"]
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    log = tmp_path / "mlflow-serve.log"
+    with open(log, "wb") as sink:
+        process = subprocess.Popen(
+            [*command, "-h", "127.0.0.1", "-p", str(port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # mlflow runs uvicorn as a child: stop the whole group
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(720):  # up to 3 minutes on a busy machine
+            assert process.poll() is None, log.read_text(errors="replace")[-2000:]
+            try:
+                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        x = version.split("test")[0][:4].astype(np.float32)
+        answer = httpx.post(f"{url}/invocations", json={"inputs": x.tolist()}, timeout=60)
+        assert answer.status_code == 200, answer.text[:500]
+        outputs = answer.json()["predictions"]  # {output name: rows}: the model's dict output
+        served = np.asarray(outputs["probabilities"], dtype=np.float32)
+        expected = KerasRunner(out / "model.keras")({"images": x})["probabilities"]
+        np.testing.assert_allclose(served, expected, atol=1e-5)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(60)

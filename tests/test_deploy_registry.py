@@ -157,6 +157,23 @@ def test_resolve_takes_every_ref_form_and_downloads_once(registered):
     assert not list(again.path.parent.glob(".*partial*"))
 
 
+def test_a_download_killed_long_ago_is_cleaned_up_and_one_in_progress_kept(registered):
+    """A partial download folder older than STALE_PARTIAL_SECONDS was left by a killed process
+    and goes when the version is next downloaded; a younger one may belong to a live download."""
+    cached = registry.resolve(f"{NAME}/2").path
+    shutil.rmtree(cached)  # the next resolve downloads it again
+    stale = cached.parent / f".{cached.name}.partial-killed"
+    young = cached.parent / f".{cached.name}.partial-running"
+    for folder in (stale, young):
+        folder.mkdir()
+        (folder / "model.keras").write_bytes(b"half a file")
+    old = time.time() - registry.STALE_PARTIAL_SECONDS - 60
+    os.utime(stale, (old, old))
+    assert registry.resolve(f"{NAME}/2").path == cached and cached.is_dir()
+    assert not stale.exists() and young.is_dir()
+    shutil.rmtree(young)
+
+
 def test_registering_the_same_export_again_adds_no_version(exports, registered):
     same = registry.register(exports[0], alias=None)
     assert same.version == "1"

@@ -28,7 +28,8 @@ from conftest import TINY, card_for_version, write_messy_csv
 
 from workbench.data import prepare
 from workbench.deploy.export import KerasRunner, OnnxRunner, artifact_sha256, export_model
-from workbench.deploy.models import FolderRepository, ModelStore, RegistryRepository, parse_ref
+from workbench.deploy.models import ModelStore
+from workbench.deploy.repositories import FolderRepository, RegistryRepository, parse_ref
 from workbench.deploy.service import create_app
 from workbench.design import preset
 from workbench.errors import ParameterError, ServingError
@@ -319,6 +320,14 @@ def test_table_rows_with_missing_values_and_text_categories(client):
     }
     one = client.post("/v1/models/penguins:predict", json={"inputs": columns}).json()["outputs"]
     np.testing.assert_allclose(one, predictions[1:], atol=1e-6)
+    dream = {**columns, "island": ["Dream"]}
+    padded = {**columns, "island": [" Dream "], "comment": [" seen, 1 times\t"]}
+    answers = [
+        client.post("/v1/models/penguins:predict", json={"inputs": c}).json()["outputs"]
+        for c in (dream, padded)
+    ]
+    np.testing.assert_allclose(answers[1], answers[0], atol=1e-6)  # stripped, as read from CSV
+    assert np.abs(np.array(answers[0]) - one).max() > 1e-4  # "Dream" is a seen category
     datatypes = ["FP32", "INT64", "BYTES", "BYTES"]
     tensors = [
         {"name": name, "shape": [1], "datatype": datatype, "data": values}

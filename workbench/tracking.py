@@ -61,7 +61,9 @@ def _artifact_location(uri: str, experiment: str) -> str | None:
     return (db.parent / "mlartifacts" / experiment).resolve().as_uri()
 
 
-def _client():
+def mlflow_client():
+    """A client of the tracking store (`MLFLOW_TRACKING_URI`, else runs/mlflow.db); it also
+    sets MLflow's global URI, which `mlflow.keras.log_model` and `mlflow.start_run` use."""
     import mlflow
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "creating tables" in notebooks
@@ -72,7 +74,8 @@ def _client():
     return mlflow.MlflowClient(uri)
 
 
-def _experiment_id(client, experiment: str) -> str:
+def experiment_id(client, experiment: str) -> str:
+    """The id of the experiment called `experiment`, created (artifacts beside the store) if new."""
     found = client.get_experiment_by_name(experiment)
     if found is not None:
         return found.experiment_id
@@ -211,8 +214,8 @@ def start_tracking(
     `resume` is a file keeping the MLflow run id: an unfinished run named there is reopened
     (a resumed training continues the same run's curves); otherwise a new run is recorded there.
     """
-    client = _client()
-    exp_id = _experiment_id(client, experiment)
+    client = mlflow_client()
+    exp_id = experiment_id(client, experiment)
     resume = Path(resume) if resume else None
     if resume and resume.is_file():
         old = client.get_run(resume.read_text().strip())
@@ -230,7 +233,7 @@ def start_tracking(
 
 def log_figures(run_id: str, figures: dict[str, Figure]) -> None:
     """Add figures (name -> Figure) to a finished run, e.g. `TrainResult.mlflow_run_id`."""
-    client = _client()
+    client = mlflow_client()
     for name, fig in figures.items():
         client.log_figure(run_id, fig, f"figures/{name}.png")
 
@@ -240,7 +243,7 @@ def list_runs(experiment: str = EXPERIMENT, *, max_results: int = 100) -> list[d
     lineage tags, which weights were selected, latest metrics and params. Metrics include
     `selected_val_*` (validation numbers of the selected weights: compare runs by these) and
     `test_*` (the final estimate, not for choosing)."""
-    client = _client()
+    client = mlflow_client()
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return []
@@ -273,7 +276,7 @@ def run_summary(mlflow_run_id: str) -> list[dict[str, Any]]:
     which weights were selected, then those weights' validation metrics and the test metrics
     (rounded to 4 decimals). No MLflow ids, times or paths: a committed notebook may print it."""
     checks.check_str("mlflow_run_id", mlflow_run_id)
-    data = _client().get_run(mlflow_run_id).data
+    data = mlflow_client().get_run(mlflow_run_id).data
     rows = [("param", k, data.params[k]) for k in SUMMARY_PARAMS if k in data.params]
     rows += [("tag", k, data.tags[k]) for k in SUMMARY_TAGS if k in data.tags]
     rows += [

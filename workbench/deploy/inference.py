@@ -15,8 +15,9 @@ then the trained network (a copy without optimizer or compile state). Outputs ar
 ({"probabilities": ...} or {"predictions": ...}) because only dict keys survive as output names
 in every export format. The saved `.keras` file refers to Keras classes only, so it loads with
 `keras.saving.load_model(path, safe_mode=True)` in a process that never imports `workbench`.
-Whitespace around text is not stripped (`Transform.apply` strips it): clients send categories
-as the data holds them.
+Whitespace around text is not stripped here (no Keras layer strips strings, and a Lambda would
+not load in safe mode): `Transform.apply` and the service strip it; a direct caller of the
+exported model sends categories without it.
 """
 
 from __future__ import annotations

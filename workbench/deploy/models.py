@@ -7,10 +7,8 @@ loaded versions (warmed before they serve, a bounded number kept, least recently
     outputs = await loaded.batcher.infer(arrays, timeout=1.0)
     await store.refresh()                        # the alias check: hot swap where a label moved
 
-Two repositories hold versions: `FolderRepository(base)` reads TF Serving's layout
-(`<base>/<name>/<version>/export.json` with the artifacts beside it, labels in
-`<base>/<name>/labels.json` as {"champion": "3"}; the folder a container mounts), and
-`RegistryRepository(names)` reads MLflow's model registry through `workbench.deploy.registry`.
+The versions come from a repository (`workbench.deploy.repositories`: TF Serving's folder
+layout or MLflow's model registry); what each takes and gives is its `Signature`.
 
 A label (or "latest", when a model has no champion) is a binding: it serves one loaded version.
 When the repository moves it, the new version is checked (same signature as the old), loaded
@@ -23,336 +21,29 @@ serving, and the reason goes to the log and to the status endpoint. Readiness ne
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from workbench.deploy.batching import Batcher, ServiceError
+from workbench.deploy.repositories import EXPORT_FILE, ModelRepository, parse_ref
+from workbench.deploy.signatures import Signature
 from workbench.errors import ServingError
-from workbench.files import read_json
 
 log = logging.getLogger("workbench.serve")
 
-EXPORT_FILE = "export.json"
-LABELS_FILE = "labels.json"
+# One intra-op thread: a small model's call is shorter than waking a pool, and a second
+# onnxruntime thread spun at 58-79 % of a core under load on 2 cores (the HTTP work needs it).
+ONNX_THREADS = 1
 DEFAULT_LABEL = "champion"  # a bare model name serves this label (else the latest version)
 FORMAT_VERSION = 1
-EXAMPLE_LABELS = '{"champion": "3"}'
-_REF = re.compile(r"^(?P<name>[^@/:\s]+)(?:@(?P<label>[^@/:\s]+)|/(?P<version>[^@/:\s]+))?$")
-
-TF_DTYPES = {
-    "float32": "DT_FLOAT",
-    "float64": "DT_DOUBLE",
-    "float16": "DT_HALF",
-    "int8": "DT_INT8",
-    "int16": "DT_INT16",
-    "int32": "DT_INT32",
-    "int64": "DT_INT64",
-    "uint8": "DT_UINT8",
-    "bool": "DT_BOOL",
-    "string": "DT_STRING",
-}
-V2_DTYPES = {
-    "float32": "FP32",
-    "float64": "FP64",
-    "float16": "FP16",
-    "int8": "INT8",
-    "int16": "INT16",
-    "int32": "INT32",
-    "int64": "INT64",
-    "uint8": "UINT8",
-    "bool": "BOOL",
-    "string": "BYTES",
-}
-
-
-def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
-    """ "digits" -> ("digits", None, None); "digits@champion" -> (name, "champion", None);
-    "digits/3" -> (name, None, "3")."""
-    match = _REF.match(ref.strip()) if isinstance(ref, str) else None
-    if match is None:
-        raise ServingError(
-            f"Model reference {ref!r} is not NAME, NAME@LABEL or NAME/VERSION; e.g. "
-            "'digits', 'digits@champion' or 'digits/3'."
-        )
-    return match["name"], match["label"], match["version"]
-
-
-def short_repr(value: Any, limit: int = 60) -> str:
-    """repr(value), cut to `limit` characters (a message must not echo a whole body)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One input or output as a client sees it: name, dtype, shape (-1: any size; rows first),
-    and for inputs what the model can take: `nonfinite` "reject" (images), "nan" (NaN marks
-    a missing table value) or "allow"; `range` of raw values, with its description."""
-
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-    nonfinite: str = "allow"
-    range: tuple[float, float] | None = None
-    description: str = ""
-
-    def key(self) -> tuple[str, str, tuple[int, ...]]:
-        return self.name, self.dtype, self.shape
-
-    def convert(self, value: Any, *, what: str) -> np.ndarray:
-        """`value` (nested lists from JSON, rows first) as this input's array, or a 400 that
-        says what was expected."""
-        arr = _strings(value, what) if self.dtype == "string" else _numbers(value, self, what)
-        if arr.ndim != len(self.shape) or any(
-            want not in (-1, got) for want, got in zip(self.shape, arr.shape, strict=False)
-        ):
-            raise _bad(
-                f"{what} has shape {list(arr.shape)}; the model takes {list(self.shape)} "
-                f"(-1: any size), i.e. rows of shape {list(self.shape[1:])}."
-            )
-        if arr.shape[0] == 0:
-            raise _bad(f"{what} has no rows; send at least one.")
-        if arr.dtype.kind == "f":
-            self._check_values(arr, what)
-        return arr
-
-    def _check_values(self, arr: np.ndarray, what: str) -> None:
-        finite = np.isfinite(arr)
-        if self.nonfinite != "allow" and not finite.all():
-            nan = np.isnan(arr)
-            bad = ~finite if self.nonfinite == "reject" else ~finite & ~nan
-            if bad.any():
-                kind = "NaN or infinite" if self.nonfinite == "reject" else "infinite"
-                first = [int(i) for i in np.argwhere(bad)[0]]
-                note = "; NaN marks a missing value" if self.nonfinite == "nan" else ""
-                raise _bad(
-                    f"{what} holds {int(bad.sum())} {kind} value(s) (first at index {first}); "
-                    f"the model takes {self.description or 'finite numbers'}{note}."
-                )
-        if self.range is not None and finite.any():
-            lo, hi = float(arr[finite].min()), float(arr[finite].max())
-            if lo < self.range[0] or hi > self.range[1]:
-                raise _bad(
-                    f"{what} holds values outside [{self.range[0]:g}, {self.range[1]:g}] (min "
-                    f"{lo:g}, max {hi:g}); the model takes {self.description or 'that range'}."
-                )
-
-
-def _bad(message: str) -> ServiceError:
-    return ServiceError(400, message)
-
-
-def _numbers(value: Any, spec: TensorSpec, what: str) -> np.ndarray:
-    try:
-        arr = np.asarray(value)
-    except (ValueError, TypeError, OverflowError):
-        raise _bad(
-            f"{what} is a ragged nested list (rows of different lengths); every row must have "
-            f"shape {list(spec.shape[1:])}."
-        ) from None
-    integer = np.dtype(spec.dtype).kind in "iu"
-    if arr.dtype.kind not in ("iu" if integer else "fiu"):
-        found = {
-            "b": "booleans",
-            "U": "strings",
-            "f": "non-integer numbers",
-        }.get(arr.dtype.kind, "nulls, objects or numbers out of range")
-        raise _bad(
-            f"{what} must hold {'integers' if integer else 'numbers'} ({spec.dtype}); it holds "
-            f"{found}, e.g. {short_repr(_example(arr, _is_integer if integer else _is_number))}."
-        )
-    with np.errstate(over="ignore"):
-        return arr.astype(spec.dtype, copy=False)
-
-
-def _example(arr: np.ndarray, fits) -> Any:
-    """The first element of `arr` that `fits` refuses, as the client sent it."""
-    for v in arr.ravel()[:10_000]:
-        v = v.item() if isinstance(v, np.generic) else v
-        if not fits(v):
-            return v
-    return None
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _is_integer(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _strings(value: Any, what: str) -> np.ndarray:
-    arr = np.asarray(value, dtype=object)
-    if not all(isinstance(v, str) for v in arr.ravel()):
-        example = _example(arr, lambda v: isinstance(v, str))
-        raise _bad(f"{what} must hold strings ('' where missing); it holds {short_repr(example)}.")
-    return arr
-
-
-@dataclass(frozen=True)
-class Signature:
-    """A version's inputs and outputs, as export.json describes them."""
-
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-
-    @classmethod
-    def from_export(cls, export: dict[str, Any]) -> Signature:
-        block = export["input"]
-        if block.get("kind") == "tabular":
-            inputs = tuple(
-                TensorSpec(
-                    c["name"],
-                    c["dtype"],
-                    tuple(c.get("shape", [-1])),
-                    nonfinite="nan",
-                    description=f"column {c.get('column', c['name'])!r} as the table holds it",
-                )
-                for c in block["columns"]
-            )
-        else:
-            image = block.get("kind") == "image"
-            inputs = (
-                TensorSpec(
-                    block["name"],
-                    block["dtype"],
-                    tuple(block["shape"]),
-                    nonfinite="reject" if image else "allow",
-                    range=tuple(block["range"]) if block.get("range") else None,
-                    description=block.get("description", ""),
-                ),
-            )
-        outputs = tuple(
-            TensorSpec(o["name"], o["dtype"], tuple(o["shape"])) for o in export["outputs"]
-        )
-        return cls(inputs, outputs)
-
-    def difference(self, other: Signature) -> str:
-        """What differs from `other` ("" when clients see the same inputs and outputs)."""
-        parts = []
-        for what, mine, theirs in (
-            ("inputs", self.inputs, other.inputs),
-            ("outputs", self.outputs, other.outputs),
-        ):
-            a, b = [t.key() for t in mine], [t.key() for t in theirs]
-            if a != b:
-                parts.append(f"{what} {_keys(b)} instead of {_keys(a)}")
-        return "; ".join(parts)
-
-    @property
-    def input_names(self) -> list[str]:
-        return [t.name for t in self.inputs]
-
-    @property
-    def output_names(self) -> list[str]:
-        return [t.name for t in self.outputs]
-
-
-def _keys(keys: list[tuple[str, str, tuple[int, ...]]]) -> str:
-    return ", ".join(f"{n} {d} {list(s)}" for n, d, s in keys)
-
-
-class ModelRepository(Protocol):
-    """Where model versions live. Versions are complete export folders; labels name versions."""
-
-    def names(self) -> list[str]:
-        """The models it holds."""
-
-    def versions(self, name: str) -> list[str]:
-        """The model's complete versions, oldest first."""
-
-    def labels(self, name: str) -> dict[str, str]:
-        """{label: version}, e.g. {"champion": "3", "challenger": "4"}."""
-
-    def folder(self, name: str, version: str) -> Path:
-        """A local export folder of that version (export.json and its artifacts)."""
-
-
-class FolderRepository:
-    """TF Serving's model base path: `<base>/<name>/<version>/` (a number) holding an export
-    folder, and `<base>/<name>/labels.json` ({"champion": "3"}). A version counts once its
-    export.json exists (the exporter writes it last)."""
-
-    def __init__(self, base: str | Path) -> None:
-        self.base = Path(base)
-        if not self.base.is_dir():
-            raise ServingError(
-                f"Model folder {str(self.base)!r} does not exist; expected TF Serving's layout "
-                "<folder>/<name>/<version>/export.json (mount or create it first)."
-            )
-
-    def __repr__(self) -> str:
-        return f"FolderRepository({str(self.base)!r})"
-
-    def names(self) -> list[str]:
-        return sorted(p.name for p in self.base.iterdir() if p.is_dir() and self.versions(p.name))
-
-    def versions(self, name: str) -> list[str]:
-        folder = self.base / name
-        if not folder.is_dir():
-            return []
-        found = [
-            p.name for p in folder.iterdir() if p.name.isdigit() and (p / EXPORT_FILE).is_file()
-        ]
-        return sorted(found, key=int)
-
-    def labels(self, name: str) -> dict[str, str]:
-        path = self.base / name / LABELS_FILE
-        if not path.is_file():
-            return {}
-        try:
-            labels = read_json(path)
-        except ValueError as e:
-            raise ServingError(
-                f'{path} is not valid JSON ({e}); expected {{"champion": "3"}}.'
-            ) from None
-        if not isinstance(labels, dict) or not all(
-            isinstance(v, str | int) and not isinstance(v, bool) for v in labels.values()
-        ):
-            raise ServingError(f'{path} holds {labels!r}; expected {{"champion": "3"}}.')
-        return {str(k): str(v) for k, v in labels.items()}
-
-    def folder(self, name: str, version: str) -> Path:
-        return self.base / name / version
-
-
-class RegistryRepository:
-    """MLflow's model registry (`workbench.deploy.registry`): the versions of the named models,
-    their aliases as labels, and a verified local copy of each version's export folder."""
-
-    def __init__(self, names: Sequence[str]) -> None:
-        self._names = list(names)
-
-    def __repr__(self) -> str:
-        return f"RegistryRepository({self._names!r})"
-
-    @staticmethod
-    def _registry():
-        from workbench.deploy import registry
-
-        return registry
-
-    def names(self) -> list[str]:
-        return list(self._names)
-
-    def versions(self, name: str) -> list[str]:
-        """Complete versions only: a registration that did not finish is never served."""
-        return [v.version for v in self._registry().list_versions(name) if v.complete]
-
-    def labels(self, name: str) -> dict[str, str]:
-        return dict(self._registry().aliases(name))
-
-    def folder(self, name: str, version: str) -> Path:
-        return Path(self._registry().resolve(f"{name}/{version}").path)
 
 
 @dataclass
@@ -630,8 +321,14 @@ class ModelStore:
             verify_export(folder, export)  # every artifact has the hash export.json records
             signature = Signature.from_export(export)
             backend = self.backend_for(export)
-            run = _model_call(open_runner(folder, backend), signature)
+            run = _model_call(open_runner(folder, backend, threads=ONNX_THREADS), signature)
             _warm_up(run, signature)
+            # Loading leaves ~300k long-lived objects (Keras, MLflow, SQLAlchemy) that every
+            # full collection walks: 150-250 ms pauses every few seconds under load, the
+            # service's p99. Freezing them moves them out of the collector's sight (garbage
+            # made by the load stays until exit; loads are rare). Measured: 32-client p99
+            # 257 -> 50 ms.
+            gc.freeze()
         batcher = Batcher(run, name=f"model {name!r} version {version}", **self.batching)
         return LoadedVersion(name, version, export, signature, backend, batcher)
 

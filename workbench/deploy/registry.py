@@ -71,6 +71,8 @@ LINEAGE_KEYS = ("train_run", "mlflow_run_id", "data_source", "data_version", "da
 STEPS = ("checked", "uploaded", "version_created", "fetched", "completed")
 PAUSE_ENV = "WORKBENCH_REGISTER_PAUSE_AT"
 SENTINEL_ENV = "WORKBENCH_REGISTER_SENTINEL"
+# A download folder older than this was left by a killed process (one in progress is younger).
+STALE_PARTIAL_SECONDS = 3600
 PAUSE_SECONDS = 600  # long enough for a test to kill the process; bounded if nobody does
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 REF_FORMS = "'NAME' (its champion), 'NAME@ALIAS' or 'NAME/VERSION', e.g. 'digits@challenger'"
@@ -438,6 +440,26 @@ def compare(name: str) -> list[dict[str, Any]]:
     return rows
 
 
+def mlflow_model(version: RegisteredVersion) -> str:
+    """Log `version`'s inference model (model.keras) as an MLflow Keras model, in a run of the
+    experiment "workbench-mlflow-models", and return its model URI, so MLflow's own server
+    serves the same model: `mlflow models serve -m URI --env-manager local` (POST
+    /invocations with {"inputs": [...]}; one `model.predict` per request, no batching)."""
+    import mlflow
+
+    from workbench.config import load_keras
+
+    experiment = tracking.experiment_id(_client(), "workbench-mlflow-models")
+    model = load_keras().saving.load_model(version.path / "model.keras", safe_mode=True)
+    # (no mlflow.set_experiment: MLflow's global experiment would outlive this call)
+    with mlflow.start_run(experiment_id=experiment, run_name=version.ref.replace("/", "-")):
+        mlflow.set_tags({f"{TAG}registered": version.ref})
+        info = mlflow.keras.log_model(
+            model, name="model", pip_requirements=tracking.pip_requirements()
+        )
+    return info.model_uri
+
+
 def cache_root() -> Path:
     """Where verified copies live: beside a SQLite tracking store, else under the repo's
     runs folder keyed by the tracking URI (see the module docstring for why)."""
@@ -559,7 +581,11 @@ def _verified_copy(client, name: str, version: str, tags: dict[str, str]) -> Pat
         import mlflow
 
         folder.parent.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.partial-"))
+        prefix = f".{folder.name}.partial-"
+        for stale in folder.parent.glob(f"{prefix}*"):  # left by a killed download
+            if time.time() - stale.stat().st_mtime > STALE_PARTIAL_SECONDS:
+                shutil.rmtree(stale, ignore_errors=True)
+        partial = Path(tempfile.mkdtemp(dir=folder.parent, prefix=prefix))
         try:
             uri = tracking.tracking_uri()
             mlflow.artifacts.download_artifacts(
@@ -670,4 +696,4 @@ def _client():
     """The tracking store's client (`MLFLOW_TRACKING_URI`, else runs/mlflow.db); downloads
     draw no progress bars in notebooks unless the environment asks for them."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    return tracking._client()
+    return tracking.mlflow_client()
