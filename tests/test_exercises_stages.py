@@ -11,15 +11,23 @@ import pytest
 from workbench import exercises
 from workbench.data import analyze, augmentation
 from workbench.design import Group, preset, summarize
-from workbench.exercises import data, deploy, design, overview, train
+from workbench.exercises import data, deploy, design, overview, production, train
 
-MODULES = (overview, design, data, train, deploy)
+MODULES = (overview, design, data, train, deploy, production)
 ALL = [ex for module in MODULES for ex in module.EXERCISES]
 
 
 def test_modules_are_registered_in_pipeline_order():
-    assert exercises.STAGE_MODULES == ("overview", "identify", "design", "data", "train", "deploy")
-    ids = "0.1 0.2 0.3 2.1 2.2 2.4 3.1 3.2 3.3 4.1 4.2 4.3 5.1 5.2"
+    assert exercises.STAGE_MODULES == (
+        "overview",
+        "identify",
+        "design",
+        "data",
+        "train",
+        "deploy",
+        "production",
+    )
+    ids = "0.1 0.2 0.3 2.1 2.2 2.4 3.1 3.2 3.3 4.1 4.2 4.3 5.1 5.2 6.1 6.2"
     assert [ex.id for ex in ALL] == ids.split()
     assert all(module.NOTES.startswith("- **") for module in MODULES)
 

@@ -121,6 +121,39 @@ def test_05_deploy_exports_registers_and_serves(executed):
     assert "5.1" in text and "5.3" in text  # the exercises ran (with their solutions)
 
 
+def test_06_production_promotes_refuses_and_rolls_back_through_the_service(executed):
+    """06 runs the loop against the real service: drift flagged only on the rotated batches,
+    warm-started challengers promoted with no failed request during each swap, the shortcut
+    refused with its reasons, a rollback that the registry and the service follow, and the
+    lineage of every version naming its data, run and gate decision."""
+    from workbench.data import load_version
+    from workbench.deploy import registry
+
+    nb = executed("06_production")
+    text = outputs_text(nb)
+    for batch in ("batch 1 (unshifted): no drift", "batch 2 (unshifted): no drift",
+                  "batch 3 (rotated 30°): drift", "batch 4 (rotated 30°): drift"):  # fmt: skip
+        assert batch in text, batch
+    assert text.count("PROMOTE digits-production/") == 3, text
+    assert "REJECT digits-production/4" in text and "below floor 0.70" in text
+    assert re.findall(
+        r"service during the swap: answers by version \{('1': \d+, )?'2': \d+\}, 0 failed", text
+    )
+    rollback = r"rollback to version 2 \| the service answered: \{.*'2': \d+\} \| failed: 0"
+    assert re.search(rollback, text), text
+    assert "exit code after SIGTERM: 0" in text and "6.1" in text and "6.3" in text
+    versions = {v.version: v for v in registry.list_versions("digits-production")}
+    assert registry.aliases("digits-production") == {"champion": "2", "challenger": "4"}
+    for number, decision in {"1": "promote", "2": "promote", "3": "promote", "4": "reject"}.items():
+        lineage = versions[number].lineage
+        assert lineage["gate"]["decision"] == decision and lineage["gate"]["gate_split"]
+        data = load_version(executed.run_dir, lineage["data_version"])  # the data it trained on
+        assert data.manifest["content_sha256"] == lineage["data_sha256"]
+        assert (executed.run_dir / "train" / lineage["train_run"] / "model.keras").is_file()
+    assert "warm" in versions["2"].lineage["train_run"]
+    assert data.manifest["parameters"]["derived_from"]["note"].startswith("shortcut")
+
+
 def test_03_on_its_own_builds_the_card_and_says_so(session_tmp):
     out = session_tmp / "alone" / "03_data.ipynb"
     params = {"run_dir": str(session_tmp / "alone" / "run"), "profile": "smoke", "seed": 0}

@@ -6,6 +6,7 @@ outputs there. A small index (`index.json`) names the current version per stage.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -120,6 +121,19 @@ def _drop_native_startup_info() -> Iterator[None]:
 
 
 _KERAS_LOCK = threading.RLock()
+
+
+@contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """Logger `name` at ERROR for the duration: e.g. TensorFlow's notes that new models and batch
+    sizes trace new graphs, expected where models are checked or embedded, not a problem."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def load_keras():

@@ -282,6 +282,7 @@ def train(
     track: bool = True,
     run_id: str | None = None,
     verbose: int = 2,
+    test: bool = True,
 ) -> TrainResult:
     """Fit a model (built from a spec, or given) on `version`, save it and make it current.
 
@@ -289,11 +290,14 @@ def train(
     finished epoch. `callbacks` are extra Keras callbacks, e.g. `widgets.train.LivePlot()`.
     `verbose=2` prints one line per epoch with its metrics (good in notebooks and logs; no
     timings, so committed outputs stay machine-independent), 1 Keras' progress bar, 0 nothing.
+    `test=False` leaves the test split unscored (metrics["test"] is empty): a loop that trains
+    many candidates scores only the one it keeps, once, at the end.
     """
     from workbench.callbacks import BestCheckpoint, EpochLine, EpochLog
     from workbench.data.serving import feed
 
     params.check_choice("verbose", verbose, (0, 1, 2))
+    test = params.check_bool("test", test)
 
     keras = load_keras()
     config = TrainConfig() if config is None else config
@@ -367,7 +371,11 @@ def train(
         selected_epoch, selected = _selection(history, has_val and config.checkpoint, has_val)
         if selected_epoch < len(history["loss"]) - 1:
             model.load_weights(out / "best.keras")  # the selected epoch's weights
-        test = model.evaluate(feed(version, "test", batch_size=256), verbose=0, return_dict=True)
+        test = (
+            model.evaluate(feed(version, "test", batch_size=256), verbose=0, return_dict=True)
+            if test
+            else {}
+        )
         _save_model(model, out / "model.keras")
         selection = (selected_epoch, selected)
         metrics = _metrics(run_id, version, config, spec, history, test, monitor, start, selection)

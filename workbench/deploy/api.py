@@ -71,15 +71,16 @@ class Api:
     async def infer(
         self, name: str, version: str | None, label: str | None, prepare
     ) -> tuple[LoadedVersion, Any, list[np.ndarray]]:
-        """Look up the version, build its input arrays with `prepare(loaded)` and run them
-        through its batcher. The look-up, checks and queueing run without an await between
-        them, so a hot swap cannot unload the version in between; a version unloaded while
-        this request was waiting for its load is looked up again."""
+        """Look up the version, build its input arrays with `prepare(loaded)` -> (function,
+        arrays, selection) and run them through that function's batcher (MAIN: the version's
+        main call). The look-up, checks and queueing run without an await between them, so a
+        hot swap cannot unload the version in between; a version unloaded while this request
+        was waiting for its load is looked up again."""
         for _ in range(3):
             loaded = await self.store.served(name, version=version, label=label)
-            arrays, selection = prepare(loaded)
+            function, arrays, selection = prepare(loaded)
             try:
-                outputs = await loaded.batcher.infer(arrays, timeout=self.timeout)
+                outputs = await loaded.batcher_for(function).infer(arrays, timeout=self.timeout)
             except BatcherClosed:
                 continue
             return loaded, selection, outputs

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from workbench import params
-from workbench.config import current, display_path, load_keras, read_index
+from workbench.config import current, display_path, load_keras, quiet_logger, read_index
 from workbench.data import DatasetVersion, load_version
 from workbench.deploy.inference import (
     describe_input,
@@ -268,14 +268,23 @@ def fastest_backend(export: dict[str, Any]) -> str:
     return min(usable, key=lambda b: timed.get(b, {}).get("1", float("inf")))
 
 
-def open_runner(
-    folder: str | Path, backend: str = "auto", *, threads: int | None = None
-) -> KerasRunner | OnnxRunner:
+def open_runner(folder: str | Path, backend: str = "auto", *, threads: int | None = None) -> Any:
     """The runner for an export folder: `backend` "onnx", "keras" or "auto" (the faster one
-    that passed the export check)."""
-    params.check_choice("backend", backend, ("auto", *BACKENDS))
+    that passed the export check). A pipeline's folder (export.json of kind "pipeline") opens
+    as `workbench.amalgam.pipeline.Pipeline`, each component in its own format (`backend`
+    "pipeline" or any other is not used; `threads` goes to its ONNX components)."""
+    params.check_choice("backend", backend, ("auto", "pipeline", *BACKENDS))
     folder = Path(folder)
     export = read_export(folder)
+    if export.get("kind") == "pipeline":
+        from workbench.amalgam.pipeline import open_pipeline
+
+        return open_pipeline(folder, threads=threads)
+    if backend == "pipeline":
+        raise ServingError(
+            f"Export {str(folder)!r} is not a pipeline (its export.json has no kind "
+            "'pipeline'); use backend 'auto', 'onnx' or 'keras'."
+        )
     backend = fastest_backend(export) if backend == "auto" else backend
     entry = export["formats"].get(backend, {})
     if "sha256" not in entry:
@@ -355,14 +364,14 @@ def export_model(
     folder, run_dir = _run_folder(run)
     metrics = read_json(folder / "metrics.json")
     version = _data_version(run_dir, folder, metrics)
-    name = _model_name(version) if name is None else _check_name(name)
+    name = model_name(version) if name is None else _check_name(name)
     out = Path(out_dir) if out_dir is not None else run_dir / DEPLOY_DIR / folder.name
     if out.exists() and not overwrite:
         return _reused(out, folder, name)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
-        with _quiet("tensorflow"):
+        with quiet_logger("tensorflow"):
             export = _build(
                 tmp, folder, run_dir, metrics, version, name, check_batch, repeats, onnx
             )
@@ -433,7 +442,7 @@ def _data_version(run_dir: Path, folder: Path, metrics: dict[str, Any]) -> Datas
     return version
 
 
-def _model_name(version: DatasetVersion) -> str:
+def model_name(version: DatasetVersion) -> str:
     """A registry name from the data source: "digits", "sklearn:wine" -> "wine",
     "csv:data/penguins.csv" -> "penguins"."""
     kind, _, arg = version.source.partition(":")
@@ -528,19 +537,6 @@ def _write_formats(model: Any, tmp: Path, onnx: str) -> tuple[dict[str, float], 
     error = _export_onnx(model, tmp / FORMATS["saved_model"], tmp / FORMATS["onnx"], converter)
     seconds["onnx"] = time.perf_counter() - start
     return {k: round(v, 3) for k, v in seconds.items()}, converter, error
-
-
-@contextmanager
-def _quiet(name: str) -> Iterator[None]:
-    """Logger `name` at ERROR for the duration: TensorFlow's notes that the checks' new
-    models and batch sizes trace new graphs are expected here, not a problem to report."""
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 @contextmanager

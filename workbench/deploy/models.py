@@ -16,6 +16,9 @@ and warmed beside the old one, then the binding switches on the event loop (atom
 requests: a look-up and its queueing happen with no await between them) and the old version
 drains its queue and is unloaded. A version that fails any step is refused, the old one keeps
 serving, and the reason goes to the log and to the status endpoint. Readiness never drops.
+
+A version whose signature declares functions with inputs of their own (a pipeline's pair task)
+gets one batcher per function: rows of one call can only be batched with rows of the same call.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import numpy as np
 
 from workbench.deploy.batching import Batcher, ServiceError
 from workbench.deploy.repositories import EXPORT_FILE, ModelRepository, parse_ref
-from workbench.deploy.signatures import Signature
+from workbench.deploy.signatures import MAIN, Signature
 from workbench.errors import ServingError
 
 log = logging.getLogger("workbench.serve")
@@ -48,7 +51,9 @@ FORMAT_VERSION = 1
 
 @dataclass
 class LoadedVersion:
-    """A loaded, warmed version with its batcher."""
+    """A loaded, warmed version with its batcher (the main call's), one batcher per further
+    function its signature declares, and what its runner says about itself (`about`: a
+    pipeline's components, shown by the status endpoint)."""
 
     name: str
     version: str
@@ -56,10 +61,20 @@ class LoadedVersion:
     signature: Signature
     backend: str
     batcher: Batcher
+    functions: dict[str, Batcher] = field(default_factory=dict)
+    about: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str]:
         return self.name, self.version
+
+    @property
+    def batchers(self) -> list[Batcher]:
+        return [self.batcher, *self.functions.values()]
+
+    def batcher_for(self, function: str) -> Batcher:
+        """The batcher of `function` (MAIN: the main call)."""
+        return self.batcher if function == MAIN else self.functions[function]
 
 
 @dataclass
@@ -170,9 +185,10 @@ class ModelStore:
         """Unload everything: queued requests still run, then the worker threads end."""
         loaded = list(self._loaded.values())
         self._loaded.clear()
-        for item in loaded:
-            item.batcher.close()
-        await asyncio.to_thread(lambda: [item.batcher.close(wait=True) for item in loaded])
+        batchers = [b for item in loaded for b in item.batchers]
+        for batcher in batchers:
+            batcher.close()
+        await asyncio.to_thread(lambda: [b.close(wait=True) for b in batchers])
 
     # -- what a route means -------------------------------------------------------------
     def check_name(self, name: str) -> None:
@@ -296,7 +312,8 @@ class ModelStore:
             raise ServiceError(503, reason) from None
         finally:
             self._loading.pop(key, None)
-        loaded.batcher.start()
+        for batcher in loaded.batchers:
+            batcher.start()
         self._exports.setdefault(key, loaded.export)
         self._loaded[key] = loaded
         self._states[key] = VersionState("AVAILABLE")
@@ -306,9 +323,12 @@ class ModelStore:
 
     def backend_for(self, export: dict[str, Any]) -> str:
         """The backend a version runs on: --backend, or for "auto" the faster one that passed
-        the export check (onnxruntime where the ONNX export passed, else Keras)."""
+        the export check (onnxruntime where the ONNX export passed, else Keras); a pipeline
+        runs each component in its own format ("pipeline")."""
         from workbench.deploy.export import fastest_backend
 
+        if export.get("kind") == "pipeline":
+            return "pipeline"
         return fastest_backend(export) if self.backend == "auto" else self.backend
 
     def _open(self, name: str, version: str) -> LoadedVersion:
@@ -321,16 +341,26 @@ class ModelStore:
             verify_export(folder, export)  # every artifact has the hash export.json records
             signature = Signature.from_export(export)
             backend = self.backend_for(export)
-            run = _model_call(open_runner(folder, backend, threads=ONNX_THREADS), signature)
-            _warm_up(run, signature)
+            runner = open_runner(folder, backend, threads=ONNX_THREADS)
+            calls = {}
+            for function in (MAIN, *signature.functions):
+                called = signature.function(function)
+                calls[function] = _model_call(_function(runner, function), called)
+                _warm_up(calls[function], called)
             # Loading leaves ~300k long-lived objects (Keras, MLflow, SQLAlchemy) that every
             # full collection walks: 150-250 ms pauses every few seconds under load, the
             # service's p99. Freezing them moves them out of the collector's sight (garbage
             # made by the load stays until exit; loads are rare). Measured: 32-client p99
             # 257 -> 50 ms.
             gc.freeze()
-        batcher = Batcher(run, name=f"model {name!r} version {version}", **self.batching)
-        return LoadedVersion(name, version, export, signature, backend, batcher)
+        title = f"model {name!r} version {version}"
+        batchers = {
+            f: Batcher(run, name=f"{title} {f}" if f else title, **self.batching)
+            for f, run in calls.items()
+        }
+        main = batchers.pop(MAIN)
+        about = dict(getattr(runner, "about", {}))
+        return LoadedVersion(name, version, export, signature, backend, main, batchers, about)
 
     def _kept(self) -> set[tuple[str, str]]:
         """Versions that bindings or pinned defaults serve: never evicted."""
@@ -347,7 +377,8 @@ class ModelStore:
 
     def _unload(self, loaded: LoadedVersion, why: str) -> None:
         self._loaded.pop(loaded.key, None)
-        loaded.batcher.close()
+        for batcher in loaded.batchers:
+            batcher.close()
         self._states[loaded.key] = VersionState("END", "OK", f"unloaded: {why}")
         log.info("%s/%s: unloaded (%s)", loaded.name, loaded.version, why)
 
@@ -430,21 +461,25 @@ class ModelStore:
                     for b in self._bindings.values()
                     if b.name == name
                 },
-                "loaded": {
-                    v.version: {
-                        "backend": v.backend,
-                        "queued": v.batcher.queued,
-                        "running": v.batcher.running,
-                        "batches": v.batcher.stats.batches,
-                        "requests": v.batcher.stats.requests,
-                        "largest_batch": v.batcher.stats.largest,
-                    }
-                    for v in self.loaded()
-                    if v.name == name
-                },
+                "loaded": {v.version: _loaded_status(v) for v in self.loaded() if v.name == name},
                 "failed": {v: why for (n, v), why in self._failed.items() if n == name},
             }
         return {"models": models}
+
+
+def _loaded_status(v: LoadedVersion) -> dict[str, Any]:
+    """A loaded version's backend and queues (summed over its functions' batchers), and what
+    its runner says about itself (a pipeline: its components, which it loaded, which it shared)."""
+    batchers = v.batchers
+    status: dict[str, Any] = {
+        "backend": v.backend,
+        "queued": sum(b.queued for b in batchers),
+        "running": sum(b.running for b in batchers),
+        "batches": sum(b.stats.batches for b in batchers),
+        "requests": sum(b.stats.requests for b in batchers),
+        "largest_batch": max(b.stats.largest for b in batchers),
+    }
+    return {**status, **v.about}
 
 
 def _read_export(folder: Path) -> dict[str, Any]:
@@ -457,6 +492,19 @@ def _read_export(folder: Path) -> dict[str, Any]:
             f"this service reads {FORMAT_VERSION}. Export the model again with this workbench."
         )
     return export
+
+
+def _function(runner: Any, function: str) -> Any:
+    """The runner of one function: the runner itself for MAIN, else `runner.functions[name]`."""
+    if function == MAIN:
+        return runner
+    found = getattr(runner, "functions", {})
+    if function not in found:
+        raise ServingError(
+            f"export.json declares the signature {function!r} with inputs of its own, but the "
+            f"model has no such function (it has {sorted(found)})."
+        )
+    return found[function]
 
 
 def _model_call(runner: Any, signature: Signature) -> Any:

@@ -7,6 +7,11 @@ also spoken by Triton, Seldon MLServer and OpenVINO Model Server, over the loade
 
 Typed tensors (name, shape, datatype, data nested or flat); integer and FP64 inputs are
 converted to the model's dtype; the optional `outputs` list selects what comes back.
+
+The protocol has no signatures: for a version with functions of its own inputs (a pipeline's
+pair task takes "a" and "b"), the input names a request sends choose the function, and model
+metadata lists every function's inputs and outputs, with one "signature.<name>" parameter
+per function saying which inputs give which outputs.
 """
 
 from __future__ import annotations
@@ -21,9 +26,20 @@ import workbench
 from workbench.deploy.api import Api, JSONResponse, json_type
 from workbench.deploy.batching import ServiceError
 from workbench.deploy.models import LoadedVersion
-from workbench.deploy.signatures import V2_DTYPES, Signature, TensorSpec, short_repr
+from workbench.deploy.signatures import (
+    DEFAULT_SIGNATURE,
+    MAIN,
+    V2_DTYPES,
+    Signature,
+    TensorSpec,
+    short_repr,
+)
 
-PLATFORMS = {"onnx": "onnx_onnxv1", "keras": "keras_keras"}  # OIP's "<project>_<format>"
+PLATFORMS = {  # OIP's "<project>_<format>"
+    "onnx": "onnx_onnxv1",
+    "keras": "keras_keras",
+    "pipeline": "workbench_pipeline",
+}
 _NUMERIC_V2 = {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16",
                "UINT32", "UINT64"}  # fmt: skip
 _V2_BODY = {
@@ -137,6 +153,25 @@ def _v2_request(body: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[s
     return by_name, [o["name"] for o in wanted], request_id or uuid.uuid4().hex
 
 
+def _v2_function(signature: Signature, tensors: dict[str, dict[str, Any]]) -> str:
+    """The function the request's input names choose (the main call unless they are exactly
+    another function's inputs)."""
+    found = signature.function_for(set(tensors))
+    if found is not None:
+        return found
+    if signature.functions:
+        takes = [
+            f"{signature.function(f).input_names} ({f or DEFAULT_SIGNATURE})"
+            for f in (MAIN, *signature.functions)
+        ]
+        raise ServiceError(
+            400,
+            f"The request's inputs are {sorted(tensors)}; the model takes {' or '.join(takes)}. "
+            "See GET /v2/models/{name}.",
+        )
+    return MAIN
+
+
 def _v2_arrays(signature: Signature, tensors: dict[str, dict[str, Any]]) -> list[np.ndarray]:
     names = signature.input_names
     unknown = sorted(set(tensors) - set(names))
@@ -208,16 +243,34 @@ def _integral(values: np.ndarray) -> bool:
         return bool(np.all(np.mod(values, 1) == 0))
 
 
-def _v2_outputs(signature: Signature, wanted: list[str] | None) -> list[int]:
+def _v2_outputs(signature: Signature, wanted: list[str] | None, *, inputs: str = "") -> list[int]:
     names = signature.output_names
     if wanted is None:
         return list(range(len(names)))
     unknown = [n for n in wanted if n not in names]
     if unknown:
         raise ServiceError(
-            400, f"Unknown output(s) {unknown} in 'outputs'; the model gives {names}."
+            400, f"Unknown output(s) {unknown} in 'outputs'; the model gives {names}{inputs}."
         )
     return [names.index(n) for n in wanted]
+
+
+def _v2_metadata_tensors(signature: Signature) -> dict[str, Any]:
+    """Model metadata's inputs and outputs: every function's, and with several functions one
+    parameter per function ("signature.pair": "inputs a, b; outputs same")."""
+    functions = [signature.function(f) for f in (MAIN, *signature.functions)]
+    body: dict[str, Any] = {
+        "inputs": [_v2_tensor(t) for f in functions for t in f.inputs],
+        "outputs": [_v2_tensor(t) for f in functions for t in f.outputs],
+    }
+    if signature.functions:
+        body["parameters"] = {
+            f"signature.{name or DEFAULT_SIGNATURE}": (
+                f"inputs {', '.join(f.input_names)}; outputs {', '.join(f.output_names)}"
+            )
+            for name, f in zip((MAIN, *signature.functions), functions, strict=True)
+        }
+    return body
 
 
 def add_routes(app: FastAPI, api: Api) -> None:
@@ -232,8 +285,7 @@ def add_routes(app: FastAPI, api: Api) -> None:
             "name": name,
             "versions": await store.versions(name),
             "platform": PLATFORMS.get(backend, backend),
-            "inputs": [_v2_tensor(t) for t in signature.inputs],
-            "outputs": [_v2_tensor(t) for t in signature.outputs],
+            **_v2_metadata_tensors(signature),
         }
 
     async def model_ready(name: str, version: str | None = None):
@@ -248,19 +300,22 @@ def add_routes(app: FastAPI, api: Api) -> None:
         tensors, wanted, request_id = _v2_request(await api.body(request))
 
         def prepare(loaded: LoadedVersion):
-            picked = _v2_outputs(loaded.signature, wanted)
-            arrays = _v2_arrays(loaded.signature, tensors)
+            function = _v2_function(loaded.signature, tensors)
+            called = loaded.signature.function(function)
+            given = f" for the inputs {called.input_names}" if loaded.signature.functions else ""
+            picked = _v2_outputs(called, wanted, inputs=given)
+            arrays = _v2_arrays(called, tensors)
             api.rows(arrays)
-            return arrays, picked
+            return function, arrays, (called, picked)
 
-        loaded, picked, outputs = await api.infer(name, version, None, prepare)
+        loaded, (called, picked), outputs = await api.infer(name, version, None, prepare)
         return {
             "model_name": name,
             "model_version": loaded.version,
             "id": request_id,
             "outputs": [
                 {
-                    **_v2_tensor(loaded.signature.outputs[i]),
+                    **_v2_tensor(called.outputs[i]),
                     "shape": list(outputs[i].shape),
                     "data": outputs[i].ravel().tolist(),
                 }

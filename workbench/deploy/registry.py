@@ -66,6 +66,7 @@ ARTIFACT_PATH = "export"  # where a registry run keeps the export folder
 ALIASES = ("champion", "challenger")
 TAG = "workbench."
 COMPLETE = f"{TAG}complete"
+GATE_TAG = "qa."  # tags of the QA gate's decision on a version (workbench.deploy.qa.decide)
 HISTORY = f"{TAG}champion_history"  # registered-model tag: earlier champions, oldest first
 LINEAGE_KEYS = ("train_run", "mlflow_run_id", "data_source", "data_version", "data_sha256", "spec")
 STEPS = ("checked", "uploaded", "version_created", "fetched", "completed")
@@ -433,6 +434,7 @@ def compare(name: str) -> list[dict[str, Any]]:
             "data version": v.lineage["data_version"],
             "train run": v.lineage["train_run"],
         }
+        row["gate"] = v.lineage["gate"].get("decision", "-")
         row |= {k: round(m, 4) for k, m in _numbers(v.lineage["metrics"]).items()}
         row["formats"] = ", ".join(v.lineage["hashes"])
         row |= {f"sha256 {fmt}": sha[:12] for fmt, sha in v.lineage["hashes"].items()}
@@ -660,6 +662,8 @@ def _record(mv, alias_map: dict[str, str], folder: Path | None) -> RegisteredVer
         "hashes": {f: tags.get(f"{TAG}sha256.{f}", "") for f in formats},
         "export_sha256": tags.get(f"{TAG}export_sha256", ""),
         "registry_run": tags.get(f"{TAG}registry_run", mv.run_id or ""),
+        # the QA gate's decision on this version (workbench.deploy.qa.decide), if it was gated
+        "gate": {k.removeprefix(GATE_TAG): v for k, v in tags.items() if k.startswith(GATE_TAG)},
         "registered": time.strftime(
             "%Y-%m-%d %H:%M:%S", time.localtime(mv.creation_timestamp / 1e3)
         ),

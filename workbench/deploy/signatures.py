@@ -1,16 +1,23 @@
 """What a served version takes and gives, as clients of both protocols see it: one
 `TensorSpec` per input and output (name, dtype, shape with -1 for any size), read from the
 export's export.json, and the conversion of a request's JSON values into arrays of the model's
-dtype with messages that say what was expected."""
+dtype with messages that say what was expected.
+
+Most versions have one call (its inputs and outputs). A version can declare more in export.json
+"signatures" (a pipeline of `workbench.amalgam.pipeline` does): named subsets of the call's
+outputs ({"classes": {"outputs": ["probabilities"]}}) and functions with inputs of their own
+({"pair": {"inputs": [...], "outputs": [...]}}), each run by its own batcher."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from workbench.deploy.batching import ServiceError
+from workbench.errors import ServingError
 
 TF_DTYPES = {
     "float32": "DT_FLOAT",
@@ -36,6 +43,8 @@ V2_DTYPES = {
     "bool": "BOOL",
     "string": "BYTES",
 }
+DEFAULT_SIGNATURE = "serving_default"  # TF Serving's name of the call that gives every output
+MAIN = ""  # the function name of a version's main call (a declared function has its own name)
 
 
 def short_repr(value: Any, limit: int = 60) -> str:
@@ -153,12 +162,44 @@ def _strings(value: Any, what: str) -> np.ndarray:
     return np.vectorize(str.strip, otypes=[object])(arr) if arr.size else arr
 
 
+def _input_spec(block: dict[str, Any]) -> TensorSpec:
+    """One input of export.json ("input" block of an image or tensor model, or one entry of a
+    declared function's "inputs"); images refuse NaN and infinity."""
+    image = block.get("kind") == "image"
+    return TensorSpec(
+        block["name"],
+        block["dtype"],
+        tuple(block["shape"]),
+        nonfinite="reject" if image else "allow",
+        range=tuple(block["range"]) if block.get("range") else None,
+        description=block.get("description", ""),
+    )
+
+
+def _output_specs(outputs: list[dict[str, Any]]) -> tuple[TensorSpec, ...]:
+    return tuple(TensorSpec(o["name"], o["dtype"], tuple(o["shape"])) for o in outputs)
+
+
+@dataclass(frozen=True)
+class SignatureDef:
+    """One entry of TF Serving's signature_def map: the function it runs (MAIN or a declared
+    function's name), its inputs and the outputs it returns (some of the function's)."""
+
+    function: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+
 @dataclass(frozen=True)
 class Signature:
-    """A version's inputs and outputs, as export.json describes them."""
+    """A version's inputs and outputs, as export.json describes them: the main call's, plus
+    any declared `subsets` (signature name -> output names of the main call) and `functions`
+    (signature name -> a Signature with inputs of its own)."""
 
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    subsets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    functions: Mapping[str, Signature] = field(default_factory=dict)
 
     @classmethod
     def from_export(cls, export: dict[str, Any]) -> Signature:
@@ -175,24 +216,27 @@ class Signature:
                 for c in block["columns"]
             )
         else:
-            image = block.get("kind") == "image"
-            inputs = (
-                TensorSpec(
-                    block["name"],
-                    block["dtype"],
-                    tuple(block["shape"]),
-                    nonfinite="reject" if image else "allow",
-                    range=tuple(block["range"]) if block.get("range") else None,
-                    description=block.get("description", ""),
-                ),
+            inputs = (_input_spec(block),)
+        outputs = _output_specs(export["outputs"])
+        subsets, functions = {}, {}
+        for name, entry in export.get("signatures", {}).items():
+            if "inputs" in entry:
+                ins = tuple(_input_spec(b) for b in entry["inputs"])
+                functions[name] = cls(ins, _output_specs(entry["outputs"]))
+            else:
+                subsets[name] = tuple(entry["outputs"])
+        unknown = {n for names in subsets.values() for n in names} - {t.name for t in outputs}
+        clash = {DEFAULT_SIGNATURE, MAIN} & (set(subsets) | set(functions))
+        if unknown or clash:
+            raise ServingError(
+                f"export.json 'signatures' name outputs {sorted(unknown)} that 'outputs' does "
+                f"not list, or use the reserved names {sorted(clash)}; expected subsets of "
+                f"{[t.name for t in outputs]} under new names."
             )
-        outputs = tuple(
-            TensorSpec(o["name"], o["dtype"], tuple(o["shape"])) for o in export["outputs"]
-        )
-        return cls(inputs, outputs)
+        return cls(inputs, outputs, subsets, functions)
 
     def difference(self, other: Signature) -> str:
-        """What differs from `other` ("" when clients see the same inputs and outputs)."""
+        """What differs from `other` ("" when clients see the same signatures)."""
         parts = []
         for what, mine, theirs in (
             ("inputs", self.inputs, other.inputs),
@@ -201,7 +245,42 @@ class Signature:
             a, b = [t.key() for t in mine], [t.key() for t in theirs]
             if a != b:
                 parts.append(f"{what} {_keys(b)} instead of {_keys(a)}")
+        if dict(self.subsets) != dict(other.subsets):
+            parts.append(f"signatures {dict(other.subsets)} instead of {dict(self.subsets)}")
+        for name in sorted(set(self.functions) | set(other.functions)):
+            mine, theirs = self.functions.get(name), other.functions.get(name)
+            if mine is None or theirs is None:
+                parts.append(f"signature {name!r} {'added' if mine is None else 'removed'}")
+            elif diff := mine.difference(theirs):
+                parts.append(f"signature {name!r}: {diff}")
         return "; ".join(parts)
+
+    def defs(self) -> dict[str, SignatureDef]:
+        """TF Serving's signature_def map: serving_default gives every output of the main
+        call; each declared subset (or, with none declared, each of several outputs) is a
+        signature of it, and each declared function is one with its own inputs."""
+        found = {DEFAULT_SIGNATURE: SignatureDef(MAIN, self.inputs, self.outputs)}
+        by_name = {t.name: t for t in self.outputs}
+        if self.subsets:
+            for name, names in self.subsets.items():
+                found[name] = SignatureDef(MAIN, self.inputs, tuple(by_name[n] for n in names))
+        elif len(self.outputs) > 1:
+            found.update({t.name: SignatureDef(MAIN, self.inputs, (t,)) for t in self.outputs})
+        for name, fn in self.functions.items():
+            found[name] = SignatureDef(name, fn.inputs, fn.outputs)
+        return found
+
+    def function(self, name: str) -> Signature:
+        """The inputs and outputs of one function (MAIN: the main call)."""
+        return Signature(self.inputs, self.outputs) if name == MAIN else self.functions[name]
+
+    def function_for(self, names: set[str]) -> str | None:
+        """The function whose inputs are exactly `names` (how an Open Inference Protocol
+        client, which has no signatures, picks one), or None."""
+        for name in (MAIN, *self.functions):
+            if set(self.function(name).input_names) == names:
+                return name
+        return None
 
     @property
     def input_names(self) -> list[str]:

@@ -5,7 +5,9 @@
     POST /v1/models/{m}[/versions/{v}|/labels/{l}]:predict    {"instances"} or {"inputs"}
 
 Row format ("instances" -> "predictions") and columnar ("inputs" -> "outputs"); one output
-loses its name, several come back as objects. Clients choose outputs by `signature_name`.
+loses its name, several come back as objects. Clients choose outputs by `signature_name`;
+a signature with inputs of its own (a pipeline's pair task: "a" and "b") is chosen the same
+way and runs its own function.
 """
 
 from __future__ import annotations
@@ -18,9 +20,15 @@ from fastapi import FastAPI, Request
 from workbench.deploy.api import Api, json_type
 from workbench.deploy.batching import ServiceError
 from workbench.deploy.models import LoadedVersion, ModelStore
-from workbench.deploy.signatures import TF_DTYPES, Signature, TensorSpec, short_repr
+from workbench.deploy.signatures import (
+    DEFAULT_SIGNATURE,
+    TF_DTYPES,
+    Signature,
+    SignatureDef,
+    TensorSpec,
+    short_repr,
+)
 
-DEFAULT_SIGNATURE = "serving_default"
 _TF_BODY = {  # what /docs shows for :predict (the handler reads the body itself)
     "requestBody": {
         "required": True,
@@ -40,15 +48,6 @@ _TF_BODY = {  # what /docs shows for :predict (the handler reads the body itself
 }
 
 
-def _signatures(signature: Signature) -> dict[str, tuple[TensorSpec, ...]]:
-    """serving_default gives every output; with several outputs each also has a signature
-    of its own (TF Serving clients choose outputs by `signature_name`)."""
-    found = {DEFAULT_SIGNATURE: signature.outputs}
-    if len(signature.outputs) > 1:
-        found.update({t.name: (t,) for t in signature.outputs})
-    return found
-
-
 def _tf_tensor(spec: TensorSpec) -> dict[str, Any]:
     return {
         "dtype": TF_DTYPES.get(spec.dtype, "DT_INVALID"),
@@ -61,15 +60,14 @@ def _tf_tensor(spec: TensorSpec) -> dict[str, Any]:
 
 
 def _tf_metadata(name: str, version: str, signature: Signature) -> dict[str, Any]:
-    inputs = {t.name: _tf_tensor(t) for t in signature.inputs}
     defs = {
         key: {
-            "inputs": inputs,
-            "outputs": {t.name: _tf_tensor(t) for t in outputs},
+            "inputs": {t.name: _tf_tensor(t) for t in entry.inputs},
+            "outputs": {t.name: _tf_tensor(t) for t in entry.outputs},
             "method_name": "tensorflow/serving/predict",
             "defaults": {},
         }
-        for key, outputs in _signatures(signature).items()
+        for key, entry in signature.defs().items()
     }
     return {
         "model_spec": {"name": name, "signature_name": "", "version": version},
@@ -116,10 +114,9 @@ def _looks_like_v2(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and isinstance(value[0], dict)
 
 
-def _tf_outputs(
-    signature: Signature, signature_name: str
-) -> tuple[list[int], tuple[TensorSpec, ...]]:
-    found = _signatures(signature)
+def _tf_signature(signature: Signature, signature_name: str) -> tuple[SignatureDef, list[int]]:
+    """The signature a request names and the positions of its outputs among its function's."""
+    found = signature.defs()
     key = signature_name or DEFAULT_SIGNATURE
     if key not in found:
         raise ServiceError(
@@ -127,12 +124,12 @@ def _tf_outputs(
             f'Serving signature name: "{key}" not found in signature def; this model has '
             f"{sorted(found)}.",
         )
-    specs = found[key]
-    return [signature.outputs.index(t) for t in specs], specs
+    entry = found[key]
+    outputs = signature.function(entry.function).outputs
+    return entry, [outputs.index(t) for t in entry.outputs]
 
 
-def _tf_arrays(loaded: LoadedVersion, rows: bool, value: Any) -> list[np.ndarray]:
-    specs = loaded.signature.inputs
+def _tf_arrays(specs: tuple[TensorSpec, ...], rows: bool, value: Any) -> list[np.ndarray]:
     names = [t.name for t in specs]
     if rows:
         named = isinstance(value[0], dict)
@@ -178,6 +175,16 @@ def _tf_arrays(loaded: LoadedVersion, rows: bool, value: Any) -> list[np.ndarray
     return [t.convert(v, what=f"Input {t.name!r}") for t, v in zip(specs, columns, strict=True)]
 
 
+def _other_signature(signature: Signature, function: str, value: Any) -> str:
+    """A hint when the input names sent are another function's (a pipeline's pair task takes
+    "a" and "b"): which `signature_name` takes them."""
+    sent = value[0] if isinstance(value, list) and value else value
+    found = signature.function_for(set(sent)) if isinstance(sent, dict) else None
+    if found is None or found == function:
+        return ""
+    return f' Send "signature_name": "{found or DEFAULT_SIGNATURE}" for the inputs {sorted(sent)}.'
+
+
 def _key_difference(given: dict[str, Any], specs: tuple[TensorSpec, ...]) -> str:
     names = [t.name for t in specs]
     missing = [n for n in names if n not in given]
@@ -221,12 +228,16 @@ def add_routes(app: FastAPI, api: Api) -> None:
         rows, value, signature_name = _tf_request(await api.body(request))
 
         def prepare(loaded: LoadedVersion):
-            picked, specs = _tf_outputs(loaded.signature, signature_name)
+            entry, picked = _tf_signature(loaded.signature, signature_name)
             if rows:
                 api.count(len(value))  # before converting thousands of rows
-            arrays = _tf_arrays(loaded, rows, value)
+            try:
+                arrays = _tf_arrays(entry.inputs, rows, value)
+            except ServiceError as e:
+                hint = _other_signature(loaded.signature, entry.function, value)
+                raise ServiceError(e.status, f"{e}{hint}") from None
             api.rows(arrays)
-            return arrays, (picked, specs)
+            return entry.function, arrays, (picked, entry.outputs)
 
         _, (picked, specs), outputs = await api.infer(name, version, label, prepare)
         return _tf_answer(rows, specs, [outputs[i] for i in picked])

@@ -29,7 +29,8 @@ from workbench.exercises.base import (
     run,
 )
 
-STAGE_MODULES = ("overview", "identify", "design", "data", "train", "deploy")  # in pipeline order
+# in pipeline order (production: figure 2's process around stage 5)
+STAGE_MODULES = ("overview", "identify", "design", "data", "train", "deploy", "production")
 
 
 def all_exercises() -> list[Exercise]:
