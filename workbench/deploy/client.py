@@ -43,6 +43,15 @@ def infer(
     """Open Inference Protocol v2: each input as a typed tensor (flat data, row-major); the
     outputs by name, reshaped to their shapes."""
     path = f"/v2/models/{name}" + (f"/versions/{version}" if version else "") + "/infer"
+    answer = _post(url, path, v2_body(inputs), client)
+    return {
+        out["name"]: np.asarray(out["data"], np.float32).reshape(out["shape"])
+        for out in answer["outputs"]
+    }
+
+
+def v2_body(inputs: dict[str, np.ndarray]) -> dict[str, list]:
+    """An Open Inference Protocol v2 infer request: each input a typed tensor, flat row-major."""
     tensors = []
     for input_name, value in inputs.items():
         array = np.asarray(value)
@@ -54,11 +63,7 @@ def infer(
                 "data": array.reshape(-1).tolist(),
             }
         )
-    answer = _post(url, path, {"inputs": tensors}, client)
-    return {
-        out["name"]: np.asarray(out["data"], np.float32).reshape(out["shape"])
-        for out in answer["outputs"]
-    }
+    return {"inputs": tensors}
 
 
 def timed_predictions(url: str, name: str, instance: Any, *, n: int = 200) -> list[float]:

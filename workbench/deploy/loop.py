@@ -41,7 +41,7 @@ import numpy as np
 from workbench import params
 from workbench.config import Run, current, get_profile, set_current
 from workbench.data.versioning import DatasetVersion
-from workbench.deploy import qa, registry
+from workbench.deploy import client, qa, registry
 from workbench.deploy.drift import DriftReport, fit_detector
 from workbench.deploy.export import export_model, model_name, open_runner
 from workbench.deploy.inference import IMAGE_INPUT
@@ -284,16 +284,15 @@ class ProductionLoop:
         import httpx
 
         digit = np.asarray(self.base.split("val")[0][:1], np.float32)
-        body = {"inputs": [{"name": IMAGE_INPUT, "shape": list(digit.shape), "datatype": "FP32",
-                            "data": digit.ravel().tolist()}]}  # fmt: skip
+        body = client.v2_body({IMAGE_INPUT: digit})
         seen: dict[str, int] = {}
         failed, stop = [], threading.Event()
 
         def traffic() -> None:
-            with httpx.Client(base_url=self.service_url, timeout=10.0) as client:
+            with httpx.Client(base_url=self.service_url, timeout=10.0) as http:
                 while not stop.is_set():
                     try:
-                        r = client.post(f"/v2/models/{self.name}/infer", json=body)
+                        r = http.post(f"/v2/models/{self.name}/infer", json=body)
                     except httpx.TransportError as e:
                         failed.append(type(e).__name__)
                         continue
@@ -306,9 +305,9 @@ class ProductionLoop:
         sender = threading.Thread(target=traffic, daemon=True)
         sender.start()
         try:
-            with httpx.Client(base_url=self.service_url, timeout=SWAP_TIMEOUT) as client:
-                client.post("/admin/reload")
-                status = client.get(f"/v1/models/{self.name}/labels/champion").json()
+            with httpx.Client(base_url=self.service_url, timeout=SWAP_TIMEOUT) as http:
+                http.post("/admin/reload")
+                status = http.get(f"/v1/models/{self.name}/labels/champion").json()
             while after not in seen and sender.is_alive() and not failed:
                 stop.wait(0.05)
             stop.wait(0.2)  # a few answers from the new version
