@@ -42,6 +42,7 @@ import numpy as np
 from _report import report
 
 from workbench.amalgam import ood
+from workbench.amalgam.assemble import encode, task_data
 from workbench.amalgam.model import (
     AUXILIARY,
     amalgam_cost,
@@ -119,12 +120,6 @@ def serving_view(model, name: str):
     return keras.Model(model.input, {name: model.output[name]}, name=f"serve_{name}")
 
 
-def outputs(model, x: np.ndarray, batch: int = 256) -> dict[str, np.ndarray]:
-    """A dict-output model's outputs on `x`, in batches of `batch` (predict_on_batch)."""
-    parts = [model.predict_on_batch(x[i : i + batch]) for i in range(0, len(x), batch)]
-    return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
-
-
 # ---- the tasks -----------------------------------------------------------------------------
 
 
@@ -180,7 +175,7 @@ def latency(amalgam, separate: list, x: np.ndarray, calls: int) -> dict[str, flo
 def one_seed(spec, card, version, data, *, epochs: int, batch_size: int, seed: int) -> dict:
     """Train the amalgam and the four separate models with `seed`; their task points and
     serving latencies."""
-    x, y = data["x"], data["y"]
+    x, y = data.x, data.y
     amalgam = build_amalgam(spec, card, low_latent_units=LOW, seed=seed)
     fit_amalgam(amalgam, version, card, epochs=epochs, batch_size=batch_size, seed=seed)
     serve_amalgam = representations(amalgam)
@@ -191,23 +186,10 @@ def one_seed(spec, card, version, data, *, epochs: int, batch_size: int, seed: i
         fit_separate(model, x["train"], targets, epochs=epochs, batch_size=batch_size, seed=seed)
         served.append(serving_view(model, serves))
     splits = ("train", "val", "test", "ood")
-    reps_a = {s: outputs(serve_amalgam, x[s]) for s in splits}
-    reps_s = {s: {k: v for m in served for k, v in outputs(m, x[s]).items()} for s in splits}
+    reps_a = {s: encode(serve_amalgam, x[s]) for s in splits}
+    reps_s = {s: {k: v for m in served for k, v in encode(m, x[s]).items()} for s in splits}
     times = {b: latency(serve_amalgam, served, x["test"][:b], CALLS[b]) for b in CALLS}
     return {"amalgam": task_points(reps_a, y), "separate": task_points(reps_s, y), "times": times}
-
-
-def inputs(version, card, seed: int) -> dict:
-    """{"x": transformed inputs per split and of `seed`'s OOD patches, "y": labels per split}."""
-    raw = {s: version.split(s) for s in ("train", "val", "test")}
-    x_ood = ood.patches(
-        len(raw["test"][1]), card.input_shape[0], seed=seed,
-        match_mean=ood.mean_intensity(raw["test"][0]),
-        value_range=(0.0, version.transform.scale),
-    )  # fmt: skip
-    x = {s: version.transform.apply(xy[0]) for s, xy in raw.items()}
-    x["ood"] = version.transform.apply(x_ood)
-    return {"x": x, "y": {s: xy[1].astype(int) for s, xy in raw.items()}}
 
 
 # ---- the report ----------------------------------------------------------------------------
@@ -282,7 +264,7 @@ def main() -> None:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
         version = prepare(prof.dataset, run_dir=tmp, seed=0)
         for seed in range(args.seeds):
-            data = inputs(version, card, seed)
+            data = task_data(version, card, seed=seed)
             results.append(one_seed(spec, card, version, data, epochs=epochs,
                                     batch_size=prof.batch_size, seed=seed))  # fmt: skip
             print(f"seed {seed} done ({time.perf_counter() - start:.0f} s)", flush=True)

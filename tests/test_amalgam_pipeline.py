@@ -2,9 +2,9 @@
 task per TF Serving signature, a subset by the v2 `outputs` list, the pair task's own signature,
 a component swap without restart and an incompatible component refused at load.
 
-A tiny amalgam trained 2 epochs on the smoke digits (its representations saved as ONNX), task
-heads fitted with a few lines of NumPy (and a tiny Keras pair head), saved as components and
-published in TF Serving's folder layout; one real uvicorn service (in a thread, on a free
+A tiny amalgam trained 2 epochs on the smoke digits, its task heads fitted and everything saved
+as components by `workbench.amalgam.assemble` (the representations as ONNX), published in TF
+Serving's folder layout; one real uvicorn service (in a thread, on a free
 loopback port) serves it, and the MLflow registry serves the same version folder.
 """
 
@@ -20,19 +20,16 @@ import numpy as np
 import pytest
 from conftest import TINY, card_for_version
 
-from workbench.amalgam.model import build_amalgam, fit_amalgam, representations
+from workbench.amalgam.assemble import assemble, encode_splits, fit_heads, pair_head, task_data
+from workbench.amalgam.model import build_amalgam, fit_amalgam
 from workbench.amalgam.pipeline import (
     load_component,
     load_pipeline,
     publish_pipeline,
     read_manifest,
     save_component,
-    save_representations,
-    write_config,
 )
-from workbench.config import load_keras
 from workbench.data import prepare
-from workbench.data.transform import digit_attributes
 from workbench.deploy.repositories import FolderRepository
 from workbench.deploy.service import create_app
 from workbench.errors import ServingError
@@ -40,38 +37,6 @@ from workbench.errors import ServingError
 NAME = "amalgam"
 SINGLE = ["neighbor_labels", "neighbor_distances", "ood_score", "ood", "probabilities",
           "predicted_class", "tags"]  # fmt: skip
-
-
-def pair_head(width: int):
-    """A pair classifier on [a, b, |a - b|, a * b] of two latents: P(same digit)."""
-    keras = load_keras()
-    a, b = keras.Input((width,), name="a"), keras.Input((width,), name="b")
-    both = keras.layers.Concatenate()([a, b, keras.ops.abs(a - b), a * b])
-    hidden = keras.layers.Dense(16, activation="relu")(both)
-    same = keras.layers.Dense(1, activation="sigmoid")(hidden)
-    return keras.Model({"a": a, "b": b}, {"same": keras.ops.squeeze(same, axis=-1)})
-
-
-def heads(reps, y, val, y_val):
-    """Each task's fitted numbers, from the training (search, OOD) or validation split."""
-    z, classes = reps["low_latent"], np.unique(y)
-    means = np.stack([z[y == c].mean(axis=0) for c in classes])
-    centred = z - means[np.searchsorted(classes, y)]
-    precision = np.linalg.inv(centred.T @ centred / len(z) + 1e-3 * np.eye(z.shape[1]))
-    diff = val["low_latent"][:, None] - means  # (N, classes, D)
-    d = np.sqrt(np.einsum("nkd,de,nke->nk", diff, precision, diff)).min(axis=1)
-    grid = np.linspace(0.05, 0.95, 19)
-    truth = digit_attributes(y_val).astype(bool)
-
-    def f1(j, t):
-        pred = val["attributes"][:, j] >= t
-        return 2 * (pred & truth[:, j]).sum() / max(pred.sum() + truth[:, j].sum(), 1)
-
-    return {
-        "search": {"index": reps["high_latent"], "labels": y, "k": 5},
-        "ood": {"means": means, "precision": precision, "threshold": np.quantile(d, 0.95)},
-        "tags": {"thresholds": np.array([max(grid, key=lambda t: f1(j, t)) for j in range(4)])},
-    }
 
 
 class Service:
@@ -112,34 +77,11 @@ def built(tmp_path_factory):
     card = card_for_version(version)
     model = build_amalgam(TINY, card)
     fit_amalgam(model, version, card, epochs=2)
-    serving = representations(model)
-
-    def reps(split):
-        x, y = version.split(split)
-        out = serving.predict_on_batch(version.transform.apply(x))
-        return {k: np.asarray(v) for k, v in out.items()}, y
-
-    (train, y), (val, y_val) = reps("train"), reps("val")
+    data = task_data(version, card, seed=0)
+    heads = fit_heads(encode_splits(model, data), data.y, card, pair_epochs=3)
+    heads["classes"] = {"temperature": 1.0}  # the swap below moves it to 3: softer
+    config = assemble(run, model, version, heads)
     store = run / "components"
-    fitted = heads(train, y, val, y_val)
-    rng = np.random.default_rng(0)
-    i, j = rng.integers(len(y), size=(2, 2000))
-    j[::2] = i[::2]  # half the pairs are one image twice: "same"
-    pair = pair_head(8)
-    pair.compile("adam", "binary_crossentropy")
-    z = train["low_latent"]
-    pair.fit({"a": z[i], "b": z[j]}, (y[i] == y[j]).astype("float32"), epochs=3, verbose=0)
-    components = {
-        "search": (save_component(store, "search", "search", numbers=fitted["search"]),
-                   "high_latent"),
-        "ood": (save_component(store, "ood", "ood", numbers=fitted["ood"]), "low_latent"),
-        "classes": (save_component(store, "classes", "calibrate", numbers={"temperature": 1.0},
-                                   inputs={"logits": [10]}), "logits"),
-        "tags": (save_component(store, "tags", "tags", numbers=fitted["tags"]), "attributes"),
-        "pair": (save_component(store, "pair", "pair", model=pair), "low_latent"),
-    }  # fmt: skip
-    reps_folder = save_representations(store, model, version, fmt="onnx")
-    config = write_config(run / "pipeline.json", reps_folder, components)
     base = run / "models"
     assert publish_pipeline(config, base, NAME) == "1"
     x = version.split("test")[0]

@@ -1,4 +1,4 @@
-"""Exercises of notebooks 00, 02, 03, 04 and 05: references accepted, typical mistakes explained."""
+"""Exercises of notebooks 00 and 02-07: references accepted, typical mistakes explained."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from workbench import exercises
 from workbench.data import analyze, augmentation
 from workbench.design import Group, preset, summarize
-from workbench.exercises import data, deploy, design, overview, production, train
+from workbench.exercises import amalgam, data, deploy, design, overview, production, train
 
-MODULES = (overview, design, data, train, deploy, production)
+MODULES = (overview, design, data, train, deploy, production, amalgam)
 ALL = [ex for module in MODULES for ex in module.EXERCISES]
 
 
@@ -26,8 +26,9 @@ def test_modules_are_registered_in_pipeline_order():
         "train",
         "deploy",
         "production",
+        "amalgam",
     )
-    ids = "0.1 0.2 0.3 2.1 2.2 2.4 3.1 3.2 3.3 4.1 4.2 4.3 5.1 5.2 6.1 6.2"
+    ids = "0.1 0.2 0.3 2.1 2.2 2.4 3.1 3.2 3.3 4.1 4.2 4.3 5.1 5.2 6.1 6.2 7.1 7.2"
     assert [ex.id for ex in ALL] == ids.split()
     assert all(module.NOTES.startswith("- **") for module in MODULES)
 
@@ -53,6 +54,8 @@ WRONG_TYPES = [
     (data.LEAKY_PRACTICES, ["a", "c"], "Expected True or False per practice: a dict like"),
     (data.AUGMENTATION, "shear", "Expected an augmentation, one of ['small rotation'"),
     (train.THRESHOLD, 1.5, "Expected a threshold in [0, 1], got 1.5."),
+    (amalgam.SUMS_ABOVE_ONE, [True], "Expected True or False per output: a dict like"),
+    (amalgam.TEMPERATURE, 1.0, "Expected one of ['higher', 'lower', 'the same']"),
     (
         train.CURVES,
         "overfitting",
@@ -416,3 +419,12 @@ def test_momentum_reference_is_the_spec_default():
 )
 def test_momentum_mistakes(answer, problem):
     _wrong(train.MOMENTUM, answer, problem)
+
+
+def test_amalgam_mistakes_are_explained():
+    fb = amalgam.SUMS_ABOVE_ONE.check({"a": False, "b": False, "c": False})
+    assert not fb.ok and "each is its own sigmoid" in fb.message
+    fb = amalgam.TEMPERATURE.check("higher")
+    assert not fb.ok and "Dividing by a positive number never changes" in fb.message
+    fb = amalgam.FLAGGED.check(0.1, observed=0.9)
+    assert not fb.ok and "one point on that curve" in fb.message

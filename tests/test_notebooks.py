@@ -154,6 +154,44 @@ def test_06_production_promotes_refuses_and_rolls_back_through_the_service(execu
     assert data.manifest["parameters"]["derived_from"]["note"].startswith("shortcut")
 
 
+def test_07_amalgamation_trains_serves_and_swaps_a_component(executed):
+    """07 builds the amalgam, measures the representation table, runs every task, serves the
+    pipeline (every task, an outputs list, one signature, the pair signature), swaps the
+    classes component without a restart, refuses an incompatible one, and draws figure 3 from
+    the model it built."""
+    nb = executed("07_amalgamation")
+    text = outputs_text(nb)
+    for row in ("1 similarity search", "2 out-of-distribution", "3 calibration",
+                "4 attribute tagging", "5 same digit", "5 sum of digits"):  # fmt: skip
+        assert row in text, row
+    assert "us_per_query" not in text  # no timings in smoke outputs
+    assert "outputs list: {'predicted_class': [" in text and "signature 'pair': P(same" in text
+    assert re.search(r"'from': '\d+', 'to': '\d+', 'result': 'swapped'", text), text
+    assert "probabilities changed: True" in text and "neighbor_labels changed: False" in text
+    assert "refused: task 'pair' component pair@" in text and "[-1, 16]" in text
+    assert "exit code after SIGTERM: 0" in text
+    config = json.loads((executed.run_dir / "amalgam" / "pipeline.json").read_text())
+    assert list(config["tasks"]) == ["search", "ood", "classes", "tags", "pair"]
+    assert (executed.run_dir / "figures" / "07_figure3_as_built.png").stat().st_size > 20_000
+
+
+def test_07_on_a_card_that_is_not_an_image_classifier_stops_in_its_first_cell(session_tmp):
+    from workbench.identify import save_card
+    from workbench.upstream import card_for
+
+    run_dir = session_tmp / "amalgam-tabular" / "run"
+    save_card(card_for("sklearn:diabetes", "regression"), run_dir)
+    out = session_tmp / "amalgam-tabular" / "07_amalgamation.ipynb"
+    params = {"run_dir": str(run_dir), "profile": "smoke", "seed": 0}
+    with pytest.raises(NotebookFailure) as e:
+        execute(ROOT / "notebooks" / "07_amalgamation.ipynb", out, parameters=params,
+                progress=False)  # fmt: skip
+    assert e.value.ename == "ParameterError"
+    assert "needs an image classification card" in e.value.evalue
+    assert "got a regression card of tabular data" in e.value.evalue
+    assert re.search(r"failed in cell In \[\d+\], line \d+: amalgam.check_card", str(e.value))
+
+
 def test_03_on_its_own_builds_the_card_and_says_so(session_tmp):
     out = session_tmp / "alone" / "03_data.ipynb"
     params = {"run_dir": str(session_tmp / "alone" / "run"), "profile": "smoke", "seed": 0}

@@ -200,7 +200,11 @@ def test_a_new_stage_appears_in_every_figure(monkeypatch):
     [(name, key) for name in FIGURES for key in KEYS if name != "where_am_i" or key in STAGE_KEYS],
 )
 def test_boxes_do_not_overlap_and_labels_fit(name, current, run_dir):
-    fig = FIGURES[name](current=current, run_dir=run_dir)
+    assert_legible(FIGURES[name](current=current, run_dir=run_dir))
+
+
+def assert_legible(fig: Figure) -> None:
+    """No two boxes overlap; each label (and "planned" tag) fits inside its box."""
     renderer = FigureCanvasAgg(fig).get_renderer()
     extents = {gid: p.get_window_extent(renderer) for gid, p in boxes(fig).items()}
     solid = {gid: e for gid, e in extents.items() if gid not in FRAMES}
@@ -216,6 +220,9 @@ def test_boxes_do_not_overlap_and_labels_fit(name, current, run_dir):
             tag = texts[f"planned:{gid}"]
             assert box.x0 < tag.x0 and tag.x1 < box.x1, f"the planned tag of {gid} is too wide"
             assert not tag.overlaps(inner), f"the planned tag of {gid} covers its label"
+    note = texts.get("note")
+    if note is not None:  # figure 3's note stays above the boxes and inside the figure
+        assert note.x1 < fig.bbox.x1 and all(note.y0 > e.y1 for e in solid.values())
 
 
 def test_stages_with_a_notebook_are_available_and_the_others_say_planned():
@@ -284,3 +291,77 @@ def test_every_part_beyond_the_stages_names_its_notebook():
     assert {layer for layer, _ in REPRESENTATION_LAYERS} & set(PART_NOTEBOOKS) == {"attribute head"}
     with pytest.raises(KeyError, match="Unknown part 'deploy'"):
         stages.available("deploy")
+
+
+# ---- figure 3 drawn from a model as built ------------------------------------------------------
+
+HEADS = ("high_latent", "low_latent", "logits", "attributes")
+PIPELINE_TASKS = {  # task -> the representation it is fed, as a pipeline config wires them
+    "search": "high_latent",
+    "ood": "low_latent",
+    "classes": "logits",
+    "tags": "attributes",
+    "pair": "low_latent",
+}
+
+
+@pytest.fixture(scope="module")
+def amalgam():
+    """A tiny untrained amalgam on 8x8 digits (built once)."""
+    from conftest import TINY
+
+    from workbench.amalgam.model import build_amalgam
+
+    card = ProblemCard("image", "multiclass", 10, (8, 8, 1), class_names=tuple("0123456789"))
+    return build_amalgam(TINY, card, low_latent_units=8)
+
+
+def test_figure3_as_built_reads_the_model(amalgam, monkeypatch, tmp_path):
+    _notebooks(monkeypatch, tmp_path, TODAY)  # 07_amalgamation missing: still nothing planned
+    fig = pipeline.figure3(model=amalgam, current="train")
+    found = labels(fig)
+    assert fig.axes[0].get_title(loc="left").endswith("· as built")
+    assert planned(fig) == set()
+    bottom = amalgam.get_layer("bottom")
+    assert found["bottom"].endswith(f"bottom: {bottom.count_params():,} params")
+    for i, (name, (representation, _)) in enumerate(zip(HEADS, REPRESENTATIONS, strict=True)):
+        head, width = amalgam.get_layer(name), amalgam.output[name].shape[-1]
+        label = found[f"representation:{i + 1}"]
+        assert label.startswith(f"({i + 1}) {representation} {name}: ")
+        assert f"· {head.count_params():,} params {width} " in label, label
+        assert found[f"task:{i + 1}"] == f"task {i + 1}"
+    pooled = amalgam.output["high_latent"].shape[-1]  # Dense(8) on it: (pooled + 1) * 8 weights
+    assert f"Dense(8) · {(pooled + 1) * 8} params 8 dims: a linear" in found["representation:2"]
+    assert "Dense(4, sigmoid)" in found["representation:4"]
+    assert "Identity · 0 params" in found["representation:1"]
+    note = next(t.get_text() for t in fig.axes[0].texts if t.get_gid() == "note")
+    assert f"model {amalgam.name} as built: {amalgam.count_params():,} parameters" in note
+    assert "training only: low_latent_classes" in note
+    assert_legible(fig)
+
+
+def test_figure3_as_built_names_the_pipeline_tasks(amalgam):
+    from workbench.amalgam.model import representations
+
+    fig = pipeline.figure3(model=representations(amalgam), tasks=PIPELINE_TASKS)
+    found = labels(fig)
+    assert [found[f"task:{i}"] for i in range(1, 5)] == ["search", "ood", "classes", "tags"]
+    assert found["task:5"] == "task 5: pair combines embeddings of low_latent for two inputs"
+    note = next(t.get_text() for t in fig.axes[0].texts if t.get_gid() == "note")
+    assert "low_latent_classes" not in note  # the serving view has no training-only head
+    assert_legible(fig)
+    found = labels(pipeline.figure3(model=amalgam, tasks={"search": "high_latent"}))
+    assert [found[f"task:{i}"] for i in range(1, 5)] == ["search", *["no task"] * 3]
+    assert "no task of this pipeline combines embeddings" in found["task:5"]
+
+
+def test_figure3_as_built_refuses_other_models_and_bad_tasks(amalgam):
+    import keras
+
+    plain = keras.Model(amalgam.input, {"logits": amalgam.output["logits"]}, name="plain")
+    with pytest.raises(ParameterError, match=r"'plain' has no outputs \['high_latent', 'low_la"):
+        pipeline.figure3(model=plain)
+    with pytest.raises(ParameterError, match=r"Parameter \"tasks\['ood'\]\": expected one of"):
+        pipeline.figure3(model=amalgam, tasks={"ood": "embedding"})
+    with pytest.raises(ParameterError, match="Parameter 'tasks': expected with a model"):
+        pipeline.figure3(tasks=PIPELINE_TASKS)

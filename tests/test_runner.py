@@ -141,7 +141,10 @@ def test_quiet_execution_prints_nothing_not_even_the_kernel_warning(tmp_path, ca
     out, err = capfd.readouterr()
     assert "without encryption" not in err  # ipykernel 7's warning on every kernel start
     assert out == "" and "only in the notebook" not in err
-    # Rarely, libzmq in the kernel process prints an assertion while the kernel shuts down
-    # ("Assertion failed: pfd.revents & POLLIN (src/signaler.cpp:238)"), after the notebook ran;
-    # that line is the kernel's, not the runner's, so only it is tolerated here.
-    assert [line for line in err.splitlines() if "src/signaler.cpp" not in line] == []
+    # Rarely, the kernel process prints a line while it shuts down, after the notebook ran:
+    # libzmq's "Assertion failed: pfd.revents & POLLIN (src/signaler.cpp:238)", or, on a loaded
+    # machine where the shutdown request outlasts jupyter_client's wait and it interrupts the
+    # kernel, ipykernel's "KeyboardInterrupt caught in kernel". Those lines are the kernel's,
+    # not the runner's, so only they are tolerated here.
+    kernel = ("src/signaler.cpp", "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.")
+    assert [line for line in err.splitlines() if not any(k in line for k in kernel)] == []

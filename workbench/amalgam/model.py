@@ -48,6 +48,13 @@ if TYPE_CHECKING:
 
 REPRESENTATIONS = ("high_latent", "low_latent", "logits", "attributes")
 AUXILIARY = "low_latent_classes"  # training-only classifier on the bottleneck
+DESCRIPTIONS = {  # what each output of build_amalgam is
+    "high_latent": "the bottom's pooled features (representation 1)",
+    "low_latent": "a linear bottleneck on them (representation 2)",
+    "logits": "unnormalised class scores; softmax gives P(class | x) (representation 3)",
+    "attributes": "one sigmoid per attribute, each P(attribute | x) (representation 4)",
+    AUXILIARY: "softmax on the bottleneck: trains it, not served",
+}
 LOSS_HEADS = ("logits", "attributes", AUXILIARY)  # the outputs that carry a loss
 DIGITS = tuple(str(d) for d in range(10))
 CLASSIFICATION = ("multiclass", "binary")
@@ -59,7 +66,7 @@ CLASSIFICATION = ("multiclass", "binary")
 def attribute_names(card: ProblemCard) -> tuple[str, ...]:
     """The independent attributes: digits' four (even, > 4, closed loop, prime), otherwise one
     "is <class>" per class, so the representation exists for any image classification card."""
-    _check_card(card)
+    check_card(card)
     if card.class_names == DIGITS:
         return ATTRIBUTE_NAMES
     return tuple(f"is {name}" for name in _class_names(card))
@@ -96,7 +103,8 @@ def _labels(card: ProblemCard, y: np.ndarray) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _check_card(card: ProblemCard) -> None:
+def check_card(card: ProblemCard) -> None:
+    """ParameterError unless `card` is an image classification problem (what an amalgam needs)."""
     if card.modality != "image" or card.task not in CLASSIFICATION:
         raise ParameterError(
             f"The amalgamation needs an image classification card (modality 'image', task "
@@ -116,7 +124,7 @@ def build_amalgam(
     The nested model "bottom" is `build(spec, card)` up to its layer "encoding"; the outputs
     are the four REPRESENTATIONS and the training-only AUXILIARY classifier.
     """
-    _check_card(card)
+    check_card(card)
     units = params.check_int("low_latent_units", low_latent_units, minimum=2, maximum=16)
     seed_everything(seed)
     keras = load_keras()
@@ -293,7 +301,7 @@ def amalgam_cost(
     """Parameters and multiply-adds per example of the plain classifier (`build(spec, card)`),
     the shared bottom, each head (Dense: (in + 1) * out parameters, in * out MACs) and the
     whole amalgam, from the spec's summary: pure Python, no Keras."""
-    _check_card(card)
+    check_card(card)
     rows = summarize(spec, card).rows
     end = [r.name for r in rows].index("encoding") + 1
     bottom = {"params": sum(r.params for r in rows[:end]), "macs": sum(r.macs for r in rows[:end])}

@@ -21,7 +21,8 @@ representation each task is fed (a "pair" task is fed it for two images, "a" and
     pipeline = load_pipeline(config)        # wiring checked; pipeline({"images": x}) -> outputs
     publish_pipeline(config, "models", "amalgam", label="champion")   # models/amalgam/<n>/
 
-Replacing a component: save the new one, edit its name@version in the config, publish: the
+Replacing a component: save the new one, edit its name@version in the config (by hand or with
+`replace_component`), publish: the
 next version folder in TF Serving's layout (export.json of kind "pipeline", the config, copies
 of the components), the label moved; the service swaps it in at its next alias check. Each
 component loads once per process (a cache by name@version): what versions share is shared.
@@ -37,6 +38,7 @@ import re
 import shutil
 import tempfile
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from workbench import params
-from workbench.config import display_path
+from workbench.config import display_path, quiet_logger
 from workbench.deploy.export import KerasRunner, OnnxRunner, folder_sha256, read_export
 from workbench.deploy.repositories import EXPORT_FILE, LABELS_FILE, FolderRepository
 from workbench.deploy.signatures import DEFAULT_SIGNATURE, TensorSpec
@@ -227,7 +229,9 @@ def _save(store: str | Path, name: str, kind: str, inputs: list[dict], write: Ca
     Path(store).mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=store, prefix=f".{name}."))
     try:
-        file = write(tmp)
+        with quiet_logger("tensorflow"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # Keras' numpy-2 patch of tf2onnx
+            file = write(tmp)  # new models trace new graphs: expected, not worth a warning
         manifest = {"format_version": 1, "name": name, "kind": kind, "inputs": inputs,
                     "artifacts": {file: sha256_file(tmp / file)}}  # fmt: skip
         manifest["outputs"] = _trial(name, _open(tmp, manifest, None), [_spec(b) for b in inputs])
@@ -490,6 +494,23 @@ def write_config(
         "tasks": {t: {"component": Path(c).name, "input": r} for t, (c, r) in tasks.items()},
     }
     return atomic_write_text(path, _ordered_json(config))
+
+
+def replace_component(
+    config_path: str | Path, task: str, component: str | Path, *, to: str | Path | None = None
+) -> Path:
+    """The config with `task` fed by another component (its folder or name@version), written
+    atomically in place or to `to` (beside it: the components folder is relative); returns
+    the path written. Publishing it makes the swap."""
+    path = Path(config_path)
+    config = read_config(path)
+    if task not in config["tasks"]:
+        raise ServingError(
+            f"Pipeline config {display_path(path)!r} has no task {task!r}; it has "
+            f"{sorted(config['tasks'])}."
+        )
+    config["tasks"][task]["component"] = Path(component).name
+    return atomic_write_text(path if to is None else to, _ordered_json(config))
 
 
 def publish_pipeline(

@@ -146,3 +146,15 @@ def representation_table(
             )
             add(label, rep, rep, "accuracy", (pred == target).mean(), sec / len(target) * 1e6)
     return rows
+
+
+def shown(rows: list[dict[str, Any]], *, timings: bool) -> list[dict[str, Any]]:
+    """`representation_table` rows for reading: values to 3 decimals, microseconds to 1, and
+    without the timing column unless `timings` (outputs committed on the smoke profile carry
+    no machine-dependent numbers)."""
+    keep = [k for k in rows[0] if timings or k != "us_per_query"] if rows else []
+    return [
+        {k: round(r[k], 1 if k == "us_per_query" else 3) if isinstance(r[k], float) else r[k]
+         for k in keep}
+        for r in rows
+    ]  # fmt: skip

@@ -9,6 +9,7 @@ come back as `{"error": "..."}` with a 4xx or 5xx status; `ServingError` carries
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,27 +26,41 @@ def predict(
     *,
     label: str | None = None,
     version: str | None = None,
+    signature_name: str | None = None,
     client: Any = None,
 ) -> list:
-    """TF Serving's row format: one instance per example; the predictions, in order."""
+    """TF Serving's row format: one instance per example (an array, or a list of {input:
+    value} rows for a signature of several inputs); the predictions, in order."""
     path = f"/v1/models/{name}"
     if label is not None:
         path += f"/labels/{label}"
     elif version is not None:
         path += f"/versions/{version}"
-    body = {"instances": np.asarray(instances).tolist()}
+    named = isinstance(instances, list) and bool(instances) and isinstance(instances[0], dict)
+    if named:  # a row per example of several named inputs, e.g. a pair task's "a" and "b"
+        rows = [{k: np.asarray(v).tolist() for k, v in row.items()} for row in instances]
+    body = {"instances": rows if named else np.asarray(instances).tolist()}
+    if signature_name is not None:
+        body["signature_name"] = signature_name
     return _post(url, f"{path}:predict", body, client)["predictions"]
 
 
 def infer(
-    url: str, name: str, inputs: dict[str, np.ndarray], *, version: str | None = None, client=None
-) -> dict[str, np.ndarray]:
-    """Open Inference Protocol v2: each input as a typed tensor (flat data, row-major); the
-    outputs by name, reshaped to their shapes."""
+    url: str, name: str, inputs: dict[str, np.ndarray], *, version: str | None = None,
+    outputs: Sequence[str] | None = None, client=None,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Open Inference Protocol v2: each input as a typed tensor (flat data, row-major), and
+    optionally the `outputs` wanted; the outputs by name, reshaped, in their datatypes."""
     path = f"/v2/models/{name}" + (f"/versions/{version}" if version else "") + "/infer"
-    answer = _post(url, path, v2_body(inputs), client)
+    body = v2_body(inputs)
+    if outputs is not None:
+        body["outputs"] = [{"name": o} for o in outputs]
+    answer = _post(url, path, body, client)
+    dtypes = {v: k for k, v in DATATYPES.items()}
     return {
-        out["name"]: np.asarray(out["data"], np.float32).reshape(out["shape"])
+        out["name"]: np.asarray(out["data"], dtypes.get(out["datatype"], "float32")).reshape(
+            out["shape"]
+        )
         for out in answer["outputs"]
     }
 
@@ -99,3 +114,9 @@ def _post(url: str, path: str, body: dict, client: Any) -> dict:
             message = response.text
         raise ServingError(f"POST {path} answered {response.status_code}: {message}")
     return response.json()
+
+
+def reload(url: str, *, client: Any = None) -> list[dict]:
+    """POST /admin/reload (loopback clients only): the service checks its labels now and swaps
+    to any version a label moved to; the changes it made ("swapped", "refused", ...)."""
+    return _post(url, "/admin/reload", {}, client)["changes"]

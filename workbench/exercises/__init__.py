@@ -29,8 +29,17 @@ from workbench.exercises.base import (
     run,
 )
 
-# in pipeline order (production: figure 2's process around stage 5)
-STAGE_MODULES = ("overview", "identify", "design", "data", "train", "deploy", "production")
+# in pipeline order (production: figure 2's process around stage 5; amalgam: figure 3)
+STAGE_MODULES = (
+    "overview",
+    "identify",
+    "design",
+    "data",
+    "train",
+    "deploy",
+    "production",
+    "amalgam",
+)
 
 
 def all_exercises() -> list[Exercise]:

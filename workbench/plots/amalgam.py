@@ -202,3 +202,48 @@ def plot_pairs(
     question = "Same digit?" if task == "same" else "Sum of the two digits?"
     fig.suptitle(f"{question} A classifier on the pair's combined embeddings (test pairs)")
     return fig
+
+
+def plot_task_outputs(
+    image: np.ndarray,
+    outputs: dict[str, np.ndarray],
+    class_names: Sequence[str],
+    attribute_names: Sequence[str],
+    *,
+    other: np.ndarray | None = None,
+    same: float | None = None,
+    label: str | None = None,
+) -> Figure:
+    """One image's answers from every task of the pipeline (`outputs` of one row): the image
+    with its OOD verdict, the calibrated class probabilities, the attribute tags (a tag's bar
+    is solid when it is on), and with `other` and `same` the pair task's P(same digit)."""
+    pair = other is not None and same is not None
+    fig = Figure(figsize=(11.5 if pair else 9.5, 2.8), layout="constrained")
+    ratios = [1, 2.6, 1.8] + ([1] if pair else [])
+    axes = fig.subplots(1, len(ratios), width_ratios=ratios)
+    flagged = bool(outputs["ood"])
+    _image(axes[0], image, WRONG if flagged else RIGHT)
+    verdict = "out of distribution" if flagged else "a digit"
+    truth = "" if label is None else f"\n(true: {label})"
+    axes[0].set_title(f"{verdict}{truth}\nOOD score {float(outputs['ood_score']):.1f}", fontsize=8)
+    p, top = np.asarray(outputs["probabilities"]), int(outputs["predicted_class"])
+    axes[1].bar(range(len(p)), p, color=[class_colour(c) for c in range(len(p))])
+    axes[1].set_xticks(range(len(p)), class_names)
+    axes[1].set_ylim(0, 1)
+    axes[1].set_title(f"classes (calibrated): {class_names[top]}, p = {p[top]:.2f}", fontsize=9)
+    neighbours = " ".join(class_names[int(c)] for c in outputs["neighbor_labels"])
+    axes[1].set_xlabel(f"nearest training images: {neighbours}", fontsize=8)
+    tags = np.asarray(outputs["tags"]).astype(bool)
+    n = len(attribute_names)
+    axes[2].barh(range(n), np.ones(n), color=[class_colour(j) for j in range(n)],
+                 alpha=0.15)  # fmt: skip
+    axes[2].barh(np.flatnonzero(tags), np.ones(tags.sum()),
+                 color=[class_colour(j) for j in np.flatnonzero(tags)])  # fmt: skip
+    axes[2].set_yticks(range(n), attribute_names)
+    axes[2].invert_yaxis()
+    axes[2].set_xticks([])
+    axes[2].set_title("tags (solid: on)", fontsize=9)
+    if pair:
+        _image(axes[3], other)
+        axes[3].set_title(f"pair: P(same digit)\n= {same:.2f}", fontsize=9)
+    return fig

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import itertools
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from matplotlib.axes import Axes
 from matplotlib.colors import to_hex, to_rgba
@@ -25,6 +26,7 @@ from matplotlib.path import Path as MplPath
 
 from workbench import params
 from workbench.config import resolve_run_dir
+from workbench.errors import ParameterError
 from workbench.plots.style import DONE_EDGE, STAGE_COLOURS, class_colour
 from workbench.stages import (
     PART_NOTEBOOKS,
@@ -36,6 +38,9 @@ from workbench.stages import (
     available,
     done_stages,
 )
+
+if TYPE_CHECKING:
+    import keras
 
 NEUTRAL = "#7f7f7f"  # boxes that are not a stage (client, container, collapsed pipeline)
 INK = "#222222"  # text and arrows
@@ -51,6 +56,14 @@ STEP_LABELS = {"qa": "quality assurance"}  # figure 2's production steps, spelle
 AMALGAM_STAGES = {"input": "data", "bottom": "train", "serving": "deploy"}  # figure 3 part -> stage
 AMALGAM_PARTS = ("attribute head", "downstream tasks", "serving pipeline")  # in PART_NOTEBOOKS
 PLANNED_NOTE = "dashed, planned: not in the workbench yet"
+# figure 3 drawn from a model: what each head of build_amalgam gives, of its width
+AS_BUILT = {
+    "high_latent": "{} dims: the bottom's pooled features",
+    "low_latent": "{} dims: a linear bottleneck",
+    "logits": "{} raw scores: softmax gives P(class | x)",
+    "attributes": "{} sigmoids, each P(attribute | x)",
+}
+PAIR = "pair"  # tasks whose name starts so are fed their representation of two inputs (task 5)
 
 
 @dataclass(frozen=True)
@@ -262,6 +275,86 @@ def _stage_box(ax: Axes, r: _Rect, s: Stage, *, done: set[str], current: str | N
     )
 
 
+def _layer(layer: keras.layers.Layer) -> str:
+    """'Identity', 'Dense(8)', 'Dense(4, sigmoid)': a layer's class, units and activation."""
+    kind = type(layer).__name__
+    if not hasattr(layer, "units"):
+        return kind
+    activation = layer.get_config().get("activation", "linear")
+    return f"{kind}({layer.units}{'' if activation == 'linear' else f', {activation}'})"
+
+
+@dataclass(frozen=True)
+class _AsBuilt:
+    """Figure 3's labels read from an amalgam (and the pipeline's tasks, if given)."""
+
+    bottom: str
+    reps: tuple[str, ...]  # one per representation, in AS_BUILT order
+    tasks: tuple[str, ...] | None  # the task names fed each representation; None: "task i"
+    combined: str | None  # task 5's label; None: the default (from tasks 1 and 2)
+    pair_inputs: tuple[int, ...]  # the representations task 5 is fed, for two inputs each
+    note: str
+
+
+def _as_built(model: keras.Model, tasks: Mapping[str, str] | None) -> _AsBuilt:
+    """Read the bottom, the heads and their sizes from `model` (made by build_amalgam)."""
+    from workbench.amalgam.model import AUXILIARY, representations
+
+    names = list(AS_BUILT)
+    if tasks is not None:
+        if not isinstance(tasks, Mapping):
+            raise ParameterError(
+                f"Parameter 'tasks': expected a mapping of task name -> representation "
+                f"(one of {names}), got {tasks!r}."
+            )
+        for task, rep in tasks.items():
+            params.check_str("tasks key", task)
+            params.check_choice(f"tasks[{task!r}]", rep, names)
+    outputs = representations(model).output  # ParameterError unless it has all four
+    bottom = model.get_layer("bottom")
+    reps = []
+    for (number, _), name in zip(REPRESENTATIONS, names, strict=True):
+        layer, width = model.get_layer(name), outputs[name].shape[-1]
+        reps.append(
+            f"({len(reps) + 1}) {number}\n{name}: {_layer(layer)} · "
+            f"{layer.count_params():,} params\n{AS_BUILT[name].format(width)}"
+        )
+    note = [
+        f"Drawn from model {model.name} as built: {model.count_params():,} parameters in all.",
+        "Four parallel heads on the shared bottom's pooled features, each reusable as "
+        "model.get_layer(name).",
+    ]
+    if isinstance(model.output, dict) and AUXILIARY in model.output:
+        aux = model.get_layer(AUXILIARY)
+        note.append(
+            f"Not drawn, training only: {AUXILIARY}, {_layer(aux)} on low_latent "
+            f"({aux.count_params():,} params), whose loss trains the bottleneck."
+        )
+    fed, combined, pair_inputs = None, None, ()
+    if tasks is not None:
+        pairs = [t for t in tasks if t.startswith(PAIR)]
+        fed = tuple(
+            ", ".join(t for t, r in tasks.items() if r == name and t not in pairs) or "no task"
+            for name in names
+        )
+        pair_inputs = tuple(sorted({names.index(tasks[t]) for t in pairs}))
+        combined = (
+            f"task 5: {_enumerate(pairs)}\ncombines embeddings of "
+            f"{_enumerate(names[i] for i in pair_inputs)}\nfor two inputs"
+            if pairs
+            else "task 5\nno task of this pipeline combines embeddings"
+        )
+    return _AsBuilt(
+        bottom=f"shared convolutional bottom\n(stem + learner)\n\n{bottom.name}:\n"
+        f"{bottom.count_params():,} params",
+        reps=tuple(reps),
+        tasks=fed,
+        combined=combined,
+        pair_inputs=pair_inputs,
+        note="\n".join(textwrap.fill(line, 140) for line in note),
+    )
+
+
 # ---- the figures -------------------------------------------------------------------------------
 
 
@@ -426,15 +519,25 @@ def figure3(
     done: Iterable[str] | None = None,
     current: str | None = None,
     run_dir: str | Path | None = None,
+    model: keras.Model | None = None,
+    tasks: Mapping[str, str] | None = None,
 ) -> Figure:
     """2020, model amalgamation: a shared bottom, four representations, tasks that reuse them.
 
-    The representations are drawn as the layers of the models `workbench.design.build` makes:
-    encoding -> embedding -> logits, and an attribute head beside the logits; parts that
-    PART_NOTEBOOKS names are planned until their notebook exists.
+    Without `model`, the representations are drawn as the layers of the models
+    `workbench.design.build` makes: encoding -> embedding -> logits, and an attribute head
+    beside the logits; parts that PART_NOTEBOOKS names are planned until their notebook exists.
+    With `model` (from `workbench.amalgam.model.build_amalgam`, or its `representations`
+    view), the figure is redrawn from it as built: four parallel heads on the bottom's pooled
+    features, each with its layer, width and parameters. `tasks` (task name -> representation,
+    as a pipeline config wires them) then names the tasks; tasks named "pair..." are task 5.
     """
     done = _resolve(done, run_dir, current)
-    fig, ax = _canvas("Figure 3 · 2020: model amalgamation — one model, many outputs", 12, 6.4)
+    if tasks is not None and model is None:
+        raise ParameterError("Parameter 'tasks': expected with a model (model=...), got no model.")
+    built = None if model is None else _as_built(model, tasks)
+    title = "Figure 3 · 2020: model amalgamation — one model, many outputs"
+    fig, ax = _canvas(f"{title} · as built" if built else title, 12, 6.4)
 
     def part(r: _Rect, text: str, gid: str, colour: str, *, planned: bool = False) -> _Rect:
         key = AMALGAM_STAGES.get(gid)  # the stage that produces this part, if any
@@ -447,7 +550,7 @@ def figure3(
             gid=gid,
             done=key in done,
             current=is_current,
-            planned=planned,
+            planned=planned and built is None,  # a model given exists: nothing is planned
             fontsize=8.5,
         )
 
@@ -458,48 +561,66 @@ def figure3(
     inp = part(_Rect(0.3, mid - 0.5, 1.1, 1.0), "input", "input", STAGE_COLOURS["data"])
     bottom = part(
         _Rect(1.85, ys[-1], 1.35, top - ys[-1]),
-        "shared convolutional bottom\n(stem + learner)",
+        built.bottom if built else "shared convolutional bottom\n(stem + learner)",
         "bottom",
         STAGE_COLOURS["design"],
     )
     _arrow(ax, inp.right, (bottom.x, inp.right[1]))
-    reps, tasks, built = [], [], []
+    reps, task_boxes, layers_built = [], [], []
     layers = zip(REPRESENTATIONS, REPRESENTATION_LAYERS, ys, strict=True)
     for i, ((representation, task), (layer, what), y) in enumerate(layers):
         colour = to_hex(class_colour(i))  # a representation and its task share a colour
         planned = layer in PART_NOTEBOOKS and not available(layer)
         if layer not in PART_NOTEBOOKS:
-            built.append(layer)
+            layers_built.append(layer)
         reps.append(
             part(
                 _Rect(3.9, y, 3.9, h),
-                f"({i + 1}) {representation}\n{layer}: {what}",
+                built.reps[i] if built else f"({i + 1}) {representation}\n{layer}: {what}",
                 f"representation:{i + 1}",
                 colour,
                 planned=planned,
             )
         )
-        tasks.append(
+        if built and built.tasks:  # the pipeline's tasks fed this representation
+            task = built.tasks[i]
+        task_boxes.append(
             part(_Rect(8.4, y, 1.0, h), task, f"task:{i + 1}", colour, planned=tasks_planned)
         )
-        _arrow(ax, reps[-1].right, tasks[-1].left)
-    # How the workbench's models compute them: bottom -> encoding -> embedding -> logits, and
-    # the attribute head on the embedding, beside the logits.
-    _arrow(ax, (bottom.x + bottom.w, reps[0].left[1]), reps[0].left)
-    for a, b in itertools.pairwise(reps[:3]):
-        _arrow(ax, a.bottom, b.top)
-    route = (bottom.x + bottom.w + reps[0].x) / 2
-    _arrow(ax, reps[1].left, (route, reps[1].left[1]), (route, reps[3].left[1]), reps[3].left)
+        _arrow(ax, reps[-1].right, task_boxes[-1].left)
+    if built:  # parallel heads on the pooled features
+        for r in reps:
+            _arrow(ax, (bottom.x + bottom.w, r.left[1]), r.left)
+    else:  # bottom -> encoding -> embedding -> logits, the attribute head on the embedding
+        _arrow(ax, (bottom.x + bottom.w, reps[0].left[1]), reps[0].left)
+        for a, b in itertools.pairwise(reps[:3]):
+            _arrow(ax, a.bottom, b.top)
+        route = (bottom.x + bottom.w + reps[0].x) / 2
+        _arrow(ax, reps[1].left, (route, reps[1].left[1]), (route, reps[3].left[1]), reps[3].left)
+
+    def gap_at(i: int) -> float:  # the middle of the gap above representation i (below the 1st)
+        return ys[i] + h + gap / 2 if i else ys[0] - gap / 2
+
     a, b = (t for _, t in REPRESENTATIONS[:2])
+    pair_inputs = built.pair_inputs if built else ()
+    centre = gap_at(pair_inputs[0] if pair_inputs else 1)
     combined = part(
-        _Rect(10.0, (tasks[0].y + tasks[1].y) / 2 - 0.15, 1.7, h + 0.3),
-        f"task {n + 1}\ncombines embeddings\nof {a} + {b}",
+        _Rect(10.0, centre - (h + 0.3) / 2, 1.7, h + 0.3),
+        built.combined
+        if built and built.combined
+        else f"task {n + 1}\ncombines embeddings\nof {a} + {b}",
         f"task:{n + 1}",
         NEUTRAL,
         planned=tasks_planned,
     )
-    for t in tasks[:2]:
-        _arrow(ax, t.right, (9.7, t.right[1]), (9.7, combined.left[1]), combined.left)
+    if built and built.combined:  # a pair task: its representation, for two inputs
+        for i in pair_inputs:
+            start = (reps[i].x + reps[i].w - 0.3, reps[i].y + h if i else reps[i].y)
+            turn = [(9.7, gap_at(i)), (9.7, centre)] if gap_at(i) != centre else []
+            _arrow(ax, start, (start[0], gap_at(i)), *turn, combined.left)
+    else:
+        for t in task_boxes[:2]:
+            _arrow(ax, t.right, (9.7, t.right[1]), (9.7, combined.left[1]), combined.left)
     part(
         _Rect(0.3, 0.2, 11.4, 0.55),
         "serving pipeline: versioned, reconfigurable components "
@@ -509,8 +630,8 @@ def figure3(
         planned=not available("serving pipeline"),
     )
     note = [
-        f"Solid: built — the layers {_enumerate(built)} of the models workbench.design.build "
-        "makes, reusable as model.get_layer(name)."
+        f"Solid: built — the layers {_enumerate(layers_built)} of the models "
+        "workbench.design.build makes, reusable as model.get_layer(name)."
     ]
     later = [p for p in AMALGAM_PARTS if not available(p)]
     if later:
@@ -519,7 +640,8 @@ def figure3(
             f"Dashed, planned: the amalgamated model's {_enumerate(later)} "
             f"(notebook {_enumerate(notebooks)})."
         )
-    ax.text(0.3, 5.8, "\n".join(note), va="top", fontsize=8.5, color=NEUTRAL, gid="note")
+    text = built.note if built else "\n".join(note)
+    ax.text(0.3, 5.8, text, va="top", fontsize=8.5, color=NEUTRAL, gid="note")
     return fig
 
 
