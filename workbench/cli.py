@@ -1,4 +1,4 @@
-"""`workbench run | batch | notebooks | student | lab | serve` (also `python -m workbench`)."""
+"""`workbench run | report | batch | notebooks | student | lab | serve` (or python -m workbench)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,15 @@ def _run(args: argparse.Namespace) -> int:
     print(f"Run directory:       {result.run_dir} (also runs/latest)")
     print(f"Executed notebooks:  {result.run_dir / 'notebooks'}")
     print(f"Figures:             {result.run_dir / 'figures'}")
+    print(f"Run report:          {result.report}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from workbench.config import resolve_run_dir
+    from workbench.report import write_report
+
+    print(f"Run report: {write_report(resolve_run_dir(args.run_dir))}")
     return 0
 
 
@@ -184,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
         "-p target label (repeat -p)",
     )
     run.set_defaults(func=_run)
+    report = sub.add_parser(
+        "report", help="(re)write a run's report, <run_dir>/index.html, from its notebooks"
+    )
+    report.add_argument("run_dir", nargs="?", default="runs/latest", help="default: runs/latest")
+    report.set_defaults(func=_report)
     sw = sub.add_parser("batch", help="run a notebook over a parameter grid, in parallel")
     sw.add_argument("notebook", help="e.g. notebooks/04_train.ipynb")
     sw.add_argument(

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from workbench.config import repo_root
 from workbench.errors import ParameterError, WorkbenchError
+from workbench.report import write_report
 from workbench.teaching import EXERCISE, INSTRUCTOR, SOLUTION, tags
 
 KERNEL = "python3"
@@ -207,11 +208,12 @@ def _declared(notebook: Path) -> list[str]:
 
 @dataclass
 class SequenceResult:
-    """Where a run of the sequence put its executed notebooks and figures."""
+    """Where a run of the sequence put its executed notebooks, figures and report."""
 
     run_dir: Path
     executed: list[Path]
     seconds: float
+    report: Path  # <run_dir>/index.html
 
 
 def run_sequence(
@@ -224,6 +226,9 @@ def run_sequence(
     parameters: dict[str, Any] | None = None,
 ) -> SequenceResult:
     """Run every numbered notebook in order into `runs/<timestamp>/`; `runs/latest` points there.
+
+    The run ends with its report, `<run_dir>/index.html`; a failing notebook ends it too, after
+    a report of what ran, the failed notebook's traceback included.
 
     `parameters` go to each notebook that declares them (e.g. `dataset`, `target` and
     `source_options` to 01_identify, whose card tells the later stages); a name no notebook
@@ -245,10 +250,16 @@ def run_sequence(
     run_dir.mkdir(parents=True)
     _point_latest(runs, run_dir)
     start, executed = time.perf_counter(), []
-    for i, nb in enumerate(notebooks, 1):
-        print(f"[{i}/{len(notebooks)}] {nb.name} (profile={profile})", flush=True)
-        out = run_dir / "notebooks" / nb.name
-        given = {k: v for k, v in (parameters or {}).items() if k in declared[nb]}
-        params = {"run_dir": str(run_dir), "profile": profile, "seed": seed, **given}
-        executed.append(execute(nb, out, parameters=params, progress=progress))
-    return SequenceResult(run_dir, executed, time.perf_counter() - start)
+    try:
+        for i, nb in enumerate(notebooks, 1):
+            print(f"[{i}/{len(notebooks)}] {nb.name} (profile={profile})", flush=True)
+            out = run_dir / "notebooks" / nb.name
+            given = {k: v for k, v in (parameters or {}).items() if k in declared[nb]}
+            params = {"run_dir": str(run_dir), "profile": profile, "seed": seed, **given}
+            executed.append(execute(nb, out, parameters=params, progress=progress))
+    except NotebookFailure as e:
+        ran = [*executed, e.output] if e.output.is_file() else executed
+        print(f"Run report (up to the failure): {write_report(run_dir, notebooks=ran)}")
+        raise
+    seconds = time.perf_counter() - start
+    return SequenceResult(run_dir, executed, seconds, write_report(run_dir, notebooks=executed))
