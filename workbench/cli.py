@@ -147,9 +147,12 @@ def _add_serve(sub) -> None:
     serve.set_defaults(func=_serve)
 
 
-def lab_command(lab_args: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """The JupyterLab command line on notebooks/ with this environment's kernel and settings
-    (news and update checks off); as root, as in many classroom containers, `--allow-root`."""
+def lab_command(
+    lab_args: list[str] | tuple[str, ...] = (), *, notebook_dir: str | Path | None = None
+) -> list[str]:
+    """The JupyterLab command line on `notebook_dir` (default notebooks/) with this
+    environment's kernel and settings (news and update checks off); as root, as in many
+    classroom containers, `--allow-root`."""
     from workbench.config import repo_root
     from workbench.files import atomic_write_text
     from workbench.runner import use_environment_kernel
@@ -163,7 +166,7 @@ def lab_command(lab_args: list[str] | tuple[str, ...] = ()) -> list[str]:
         sys.executable,
         "-m",
         "jupyterlab",
-        f"--notebook-dir={repo_root() / 'notebooks'}",
+        f"--notebook-dir={notebook_dir or repo_root() / 'notebooks'}",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         *as_root,
         *lab_args,
