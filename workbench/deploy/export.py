@@ -4,8 +4,9 @@
     export = export_model(run_dir / "train" / run_id, "runs/deploy/digits")
     print(format_table(latency_table(export)))
 
-The export folder (layout and export.json: ../shared/DESIGN.md section 7 and the stage-5
-contract) is built in a hidden temporary folder beside `out_dir` and renamed into place with
+The export folder (model.keras, saved_model/, model.onnx and export.json: the
+model's name, input and outputs, class names, lineage, each format's hash, the checks and the
+latencies) is built in a hidden temporary folder beside `out_dir` and renamed into place with
 export.json written last, so a folder with export.json is complete and a killed export leaves
 none. Each format is loaded back and compared with the Keras inference model on real raw
 inputs from the version's validation split (max abs difference <= 1e-4), and its latency at
