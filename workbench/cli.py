@@ -50,6 +50,7 @@ def _batch(args: argparse.Namespace) -> int:
         profile=args.profile,
         seed=args.seed,
         workers=args.workers,
+        scheduler=args.scheduler,
     )
     rows = sweep.report_sweep(result)
     print(result.summary())
@@ -201,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     report.add_argument("run_dir", nargs="?", default="runs/latest", help="default: runs/latest")
     report.set_defaults(func=_report)
-    sw = sub.add_parser("batch", help="run a notebook over a parameter grid, in parallel")
+    sw = sub.add_parser(
+        "batch", help="run a notebook over a parameter grid, in parallel on Dask distributed"
+    )
     sw.add_argument("notebook", help="e.g. notebooks/04_train.ipynb")
     sw.add_argument(
         "-p",
@@ -215,7 +218,20 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--run-dir", default="runs/latest", help="the upstream run directory")
     sw.add_argument("--profile", default="smoke", choices=["smoke", "full"])
     sw.add_argument("--seed", type=int, default=0)
-    sw.add_argument("--workers", type=int, default=2, help="notebooks run at once")
+    sw.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="worker processes of the local Dask cluster, one notebook each (default 2)",
+    )
+    sw.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (default: "
+        "$DASK_SCHEDULER_ADDRESS, else a local cluster of --workers); its workers must see the "
+        "run directory at the same path",
+    )
     sw.set_defaults(func=_batch)
     nbs = sub.add_parser("notebooks", help="re-execute the notebooks (smoke) and keep outputs")
     nbs.set_defaults(func=_notebooks)

@@ -1,5 +1,6 @@
-"""Parameter sweeps (`workbench batch`): one notebook over a grid, points run in parallel, each in
-its own run directory sharing the upstream artifacts; then one comparison (JSON, figure, MLflow).
+"""Parameter sweeps (`workbench batch`): one notebook over a grid, points run in parallel on Dask
+distributed (a local cluster, or an existing one), each in its own run directory sharing the
+upstream artifacts; then one comparison (JSON, figure, MLflow).
 
 The winner is chosen by a validation metric, never by a test metric: the test numbers stay in
 the table as the final, once-only estimate of the chosen point, and choose nothing.
@@ -11,7 +12,9 @@ import itertools
 import os
 import re
 import time
-from concurrent.futures import as_completed
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +33,10 @@ SWEEP_THREADS = {  # one TensorFlow thread per worker: two workers share two cor
     "TF_NUM_INTEROP_THREADS": "1",
     "OMP_NUM_THREADS": "1",
 }
+SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"  # an existing cluster's scheduler, when --scheduler is not
+LOCAL_ALLOWED_FAILURES = 0  # the local cluster re-runs no point whose worker died (see sweep())
+CONNECT_TIMEOUT = 10  # seconds to reach an existing scheduler, and for it to have a worker
+RESUBMITS = 2  # times a point is sent again when its worker died before the point started
 
 
 @dataclass
@@ -164,9 +171,22 @@ def share_upstream(upstream: Path, run_dir: Path) -> None:
 def _run_point(
     notebook: Path, output: Path, parameters: dict[str, Any]
 ) -> tuple[str | None, float]:
-    """Worker: execute one point with one TensorFlow thread; return (failure or None, seconds)."""
-    os.environ.update(SWEEP_THREADS)
+    """Dask task: execute one point with one TensorFlow thread; return (failure or None, seconds).
+
+    Runs in a worker process, perhaps on another machine: the notebook and the point's run
+    directory (made by `sweep`) must be on a file system that worker sees, at the same path."""
+    import socket
+
+    os.environ.update(SWEEP_THREADS)  # the kernel papermill starts inherits them
     start = time.perf_counter()
+    unseen = [str(f) for f in (notebook, Path(parameters["run_dir"])) if not f.exists()]
+    if unseen:
+        return (
+            f"the worker on {socket.gethostname()} does not see {' or '.join(unseen)}: every "
+            "worker needs the sweep's run directory and the notebook at the same path (a shared "
+            "file system)",
+            0.0,
+        )
     try:
         execute(notebook, output, parameters=parameters, progress=False)
     except NotebookFailure as e:
@@ -180,6 +200,125 @@ def _train_metrics(run_dir: Path) -> dict[str, Any]:
     return read_json(path) if run_id and path.is_file() else {}
 
 
+@contextmanager
+def _dask_client(address: str | None, workers: int) -> Iterator[tuple[Any, str, int]]:
+    """(client, where the points run, how many points to keep running at least): a local
+    cluster of `workers` single-threaded worker processes when `address` is None, closed at the
+    end; else the existing cluster whose scheduler is at `address`, checked to answer."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    if address is None:
+        with (
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,  # no dashboard (and no bokeh needed) ...
+                silence_logs=logging.WARNING,
+                scheduler_kwargs={
+                    "allowed_failures": LOCAL_ALLOWED_FAILURES,
+                    "dashboard": False,  # ... and its health routes on a free loopback port
+                    "dashboard_address": "127.0.0.1:0",
+                },
+            ) as cluster,
+            Client(cluster, set_as_default=False) as client,
+        ):
+            yield client, f"a local Dask cluster of {workers} worker(s)", workers
+        return
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except (OSError, ValueError, TimeoutError) as e:
+        raise WorkbenchError(
+            f"Cannot reach the Dask scheduler at {address!r} ({type(e).__name__}: {e}). Start "
+            f"one (`dask scheduler`, then `dask worker <its address>` on each machine), check the "
+            f"address (tcp://HOST:8786) and that this machine reaches that port, or give neither "
+            f"--scheduler nor {SCHEDULER_ENV} to run on a local cluster."
+        ) from None
+    with client:
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        except TimeoutError:
+            raise WorkbenchError(
+                f"The Dask scheduler at {address!r} has no worker after {CONNECT_TIMEOUT} s; "
+                f"start some with `dask worker {address}` (in this project's environment)."
+            ) from None
+        threads = sum(client.nthreads().values())
+        yield client, f"the Dask cluster at {address} ({threads} thread(s) now)", 1
+
+
+def _worker_died(error: Any, output: Path) -> str:
+    """What a point's KilledWorker says: where, whether it was retried and why, and where its
+    notebook is as far as it ran (papermill saves it after each cell)."""
+    last, allowed = error.last_worker.address, error.allowed_failures
+    if not output.exists():
+        return (
+            f"its worker ({last}) died before this point started, {1 + RESUBMITS} times "
+            f"(KilledWorker); see that worker's log"
+        )
+    if allowed == 0:
+        retried = (
+            "it was not retried (allowed-failures 0: a point that brings its worker down, "
+            "e.g. out of memory, fails once rather than taking down the next worker)"
+        )
+    else:
+        retried = (
+            f"it ran on {allowed + 1} workers, all of which died (the scheduler's "
+            f"distributed.scheduler.allowed-failures is {allowed})"
+        )
+    return (
+        f"the worker running this point died (KilledWorker, last on {last}); {retried}\n"
+        f"The notebook as far as it ran is at {output}"
+    )
+
+
+def _run_on_dask(
+    client: Any, slots: int, notebook: Path, points: list[SweepPoint], common: dict[str, Any]
+) -> None:
+    """Run every point as one Dask task, no more at once than the cluster has threads (so no
+    point waits on a worker behind another one, and dies with it); fill in each point's result
+    and print one line per finished point."""
+    from distributed import CancelledError, KilledWorker, as_completed
+
+    waiting, running, sent = list(points), {}, dict.fromkeys(range(len(points)), 0)
+    finished = as_completed([], loop=client.loop, with_results=False)
+
+    def fill() -> None:
+        free = max(slots, sum(client.nthreads().values())) - len(running)
+        for p in [waiting.pop(0) for _ in range(min(free, len(waiting)))]:
+            values = {"run_dir": str(p.run_dir), **common, **p.parameters}
+            key = f"sweep-point-{p.index}-{uuid.uuid4().hex[:8]}"
+            future = client.submit(_run_point, notebook, p.output, values, key=key, pure=False)
+            running[future] = (p, time.perf_counter())
+            sent[p.index] += 1
+            finished.add(future)
+
+    fill()
+    for future in finished:
+        p, submitted = running.pop(future)
+        try:
+            p.error, p.seconds = future.result()
+        except KilledWorker as e:
+            started = p.output.exists()  # papermill writes the output before the first cell
+            if not started and sent[p.index] <= RESUBMITS:
+                waiting.insert(0, p)  # it never ran, so it cannot have killed the worker
+                fill()
+                continue
+            p.error, p.seconds = _worker_died(e, p.output), time.perf_counter() - submitted
+        except (Exception, CancelledError) as e:  # outside its cells, e.g. its kernel died
+            p.error = f"{p.output.name} failed outside its cells: {type(e).__name__}: {e}"
+            p.seconds = time.perf_counter() - submitted
+        finally:
+            # Forget the task at once: a result left on a worker that dies later would make the
+            # scheduler run the point again, over the run directory it has just finished.
+            future.release()
+        p.metrics = _train_metrics(p.run_dir) if p.ok else {}
+        print(f"  {p!r}" + (f"\n    {p.error.splitlines()[0]}" if p.error else ""), flush=True)
+        fill()
+
+
 def sweep(
     notebook: str | Path,
     grid: dict[str, list[Any]],
@@ -188,43 +327,44 @@ def sweep(
     profile: str = "smoke",
     seed: int = 0,
     workers: int = 2,
+    scheduler: str | None = None,
 ) -> SweepResult:
-    """Run `notebook` once per grid point, in parallel, each in its own run directory.
+    """Run `notebook` once per grid point, in parallel on Dask, each in its own run directory.
 
     Each point shares the upstream artifacts of `run_dir` (problem card, data, spec) and
     overrides the notebook's parameters with its values. A failing point is reported with its
     notebook, cell and error; the others go on.
-    """
-    from concurrent.futures import ProcessPoolExecutor
 
-    notebook = Path(notebook)
+    `scheduler` (else `$DASK_SCHEDULER_ADDRESS`) is the address of an existing cluster's
+    scheduler (tcp://host:8786); every worker must see `run_dir` and the notebook at the same
+    path, and have this project's environment. Without one, a local cluster of `workers`
+    single-threaded worker processes runs the points and is closed at the end.
+
+    A point whose worker process dies while running it (killed, out of memory, machine lost)
+    fails with a report saying so. The local cluster retries no such point
+    (`distributed.scheduler.allowed-failures` 0): on one machine a worker's death is most
+    likely the point's own doing, and re-running it would only take down another worker. An
+    existing cluster's scheduler keeps its own setting (Dask's default, 3, re-runs the point on
+    up to 3 more workers, which suits a machine lost by chance); the sweep cannot change it. A
+    point that was only waiting on a worker that died is sent again, as it never ran.
+    """
+    notebook = Path(notebook).absolute()
     if not notebook.is_file():
         raise WorkbenchError(f"No notebook at {notebook}; expected e.g. notebooks/04_train.ipynb.")
     params.check_int("workers", workers, minimum=1)
-    upstream = resolve_run_dir(run_dir)
-    folder = upstream / "sweeps" / f"{datetime.now():%Y%m%d-%H%M%S}-{notebook.stem}"
-    points = []
-    for i, values in enumerate(grid_points(grid)):
-        point_dir = folder / _point_name(i, values)
-        share_upstream(upstream, point_dir)
-        out = point_dir / "notebooks" / notebook.name
-        points.append(SweepPoint(i, values, point_dir, out))
-    print(f"sweep of {notebook.name}: {len(points)} point(s), {workers} worker(s) -> {folder}")
-    with ProcessPoolExecutor(max_workers=min(workers, len(points))) as pool:
-        futures = {
-            pool.submit(
-                _run_point,
-                notebook,
-                p.output,
-                {"run_dir": str(p.run_dir), "profile": profile, "seed": seed, **p.parameters},
-            ): p
-            for p in points
-        }
-        for future in as_completed(futures):
-            p = futures[future]
-            p.error, p.seconds = future.result()
-            p.metrics = _train_metrics(p.run_dir) if p.ok else {}
-            print(f"  {p!r}" + (f"\n    {p.error.splitlines()[0]}" if p.error else ""), flush=True)
+    address = scheduler or os.environ.get(SCHEDULER_ENV) or None
+    upstream = resolve_run_dir(run_dir).absolute()
+    grid_values = grid_points(grid)
+    with _dask_client(address, min(workers, len(grid_values))) as (client, where, slots):
+        folder = upstream / "sweeps" / f"{datetime.now():%Y%m%d-%H%M%S}-{notebook.stem}"
+        points = []
+        for i, values in enumerate(grid_values):
+            point_dir = folder / _point_name(i, values)
+            share_upstream(upstream, point_dir)
+            out = point_dir / "notebooks" / notebook.name
+            points.append(SweepPoint(i, values, point_dir, out))
+        print(f"sweep of {notebook.name}: {len(points)} point(s) on {where} -> {folder}")
+        _run_on_dask(client, slots, notebook, points, {"profile": profile, "seed": seed})
     return SweepResult(notebook.name, folder, points)
 
 
