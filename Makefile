@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 export JUPYTER_PATH := $(abspath $(VENV))/share/jupyter
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run test lab notebooks student-notebooks mlflow-ui serve lint benchmarks clean
+.PHONY: run test lab classroom notebooks student-notebooks mlflow-ui serve lint benchmarks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test: $(VENV)/.installed-test  ## the whole test suite
 
 lab: $(VENV)/.installed  ## JupyterLab on notebooks/
 	$(BIN)/python -m workbench lab
+
+# make classroom RUN_DIR=runs/<timestamp> CLASSROOM_PORT=8866 (default: runs/latest, which `make run` makes)
+RUN_DIR        ?= runs/latest
+CLASSROOM_PORT ?= 8866
+classroom: $(VENV)/.installed  ## the stage widgets over RUN_DIR as a dashboard (Voila) on http://127.0.0.1:8866
+	$(BIN)/python -m workbench classroom --run-dir $(RUN_DIR) --port $(CLASSROOM_PORT)
 
 notebooks: $(VENV)/.installed  ## re-execute notebooks on the smoke profile and store outputs
 	$(BIN)/python -m workbench notebooks

@@ -26,7 +26,7 @@ STAGES = {
     "upstream", "deploy", "amalgam",
 }  # fmt: skip
 VIEWS = {"plots", "widgets", "exercises", "teaching"}
-TOP = {"runner", "report", "outputs", "sweep", "student", "cli", "__main__"}
+TOP = {"runner", "report", "outputs", "sweep", "student", "classroom", "cli", "__main__"}
 MODELING = {"identify", "design", "train", "evaluate", "tracking", "schedules", "callbacks",
             "upstream", "deploy", "amalgam"}  # fmt: skip
 CONFIG_MAY_IMPORT = {"errors", "params", "files"}

@@ -180,6 +180,32 @@ def _lab(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _classroom(args: argparse.Namespace) -> int:
+    from workbench.classroom import serve_dashboard
+
+    tracebacks = ["--show_tracebacks=True"] if args.show_tracebacks else []
+    serve_dashboard(args.run_dir, port=args.port, voila_args=tracebacks)
+    return 0  # not reached: Voila replaces this process
+
+
+def _add_classroom(sub) -> None:
+    classroom = sub.add_parser(
+        "classroom",
+        help="serve the stage widgets over a run directory as a dashboard (Voila, loopback)",
+        description="Serve classroom/dashboard.ipynb with Voila on http://127.0.0.1:PORT/: one "
+        "tab per stage over a run directory, no code shown. Opening the page only reads the run "
+        "directory; its buttons say what they start. Ctrl-C or SIGTERM stops it.",
+    )
+    classroom.add_argument(
+        "--run-dir", default="runs/latest", help="the run directory shown (default: runs/latest)"
+    )
+    classroom.add_argument("--port", type=int, default=8866, help="default: 8866")
+    classroom.add_argument(
+        "--show-tracebacks", action="store_true", help="show a failing cell's traceback on the page"
+    )
+    classroom.set_defaults(func=_classroom)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one command; workbench errors print as one clear line."""
     parser = argparse.ArgumentParser(prog="workbench", description=__doc__)
@@ -241,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     lab = sub.add_parser("lab", help="open JupyterLab on notebooks/ with this environment's kernel")
     lab.add_argument("lab_args", nargs=argparse.REMAINDER)
     lab.set_defaults(func=_lab)
+    _add_classroom(sub)
     _add_serve(sub)
     args = parser.parse_args(argv)
     try:
