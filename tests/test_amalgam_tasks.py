@@ -310,3 +310,26 @@ def test_figures_have_titles(world):
     for fig in figures:
         assert isinstance(fig, Figure) and titled(fig)
         fig.savefig(io.BytesIO(), format="png", dpi=40)  # draws without error
+
+
+def test_fashion_mnist_is_read_from_the_keras_cache_only(tmp_path):
+    """A second OOD set where Keras has Fashion-MNIST cached: a small IDX file written here
+    stands in for it, checked by its hash; without the file, None (nothing is downloaded)."""
+    import gzip
+    import hashlib
+
+    assert ood.cached_fashion_mnist(3, 8, seed=0, cache_dir=tmp_path) is None
+    images = np.random.default_rng(0).integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
+    header = b"\x00\x00\x08\x03" + b"".join(int(d).to_bytes(4, "big") for d in images.shape)
+    path = tmp_path / "datasets" / "fashion-mnist" / ood.FASHION_TEST
+    path.parent.mkdir(parents=True)
+    path.write_bytes(gzip.compress(header + images.tobytes()))
+    md5 = hashlib.md5(path.read_bytes()).hexdigest()
+    x = ood.cached_fashion_mnist(3, 8, seed=0, value_range=(0, 16), cache_dir=tmp_path,
+                                 file_hash=md5)  # fmt: skip
+    assert x.shape == (3, 8, 8, 1) and x.dtype == np.float32
+    assert 0 <= x.min() and x.max() <= 16
+    full = ood.cached_fashion_mnist(5, 28, seed=0, cache_dir=tmp_path, file_hash=md5)
+    assert sorted(full[..., 0].reshape(5, -1).sum(1)) == sorted(images.reshape(5, -1).sum(1))
+    with pytest.raises(DataError, match="not the expected"):
+        ood.cached_fashion_mnist(3, 8, seed=0, cache_dir=tmp_path)  # the published md5

@@ -4,17 +4,22 @@
     scorer = fit_mahalanobis(low_train, y_train)          # fitted on training latents only
     auroc(scorer.score(low_test), scorer.score(low_ood))  # 1.0 = perfectly separated
     auroc(mean_intensity(x_test), mean_intensity(x_ood))  # the brightness baseline, ~0.5
+    cached_fashion_mnist(300, 8, seed=0, value_range=(0, 16))  # a second set, if Keras has it
 
 The out-of-distribution set works offline: patches of the two photographs that ship inside
 scikit-learn (`load_sample_images`: a Chinese temple, a flower), turned grey, shrunk like the
 digits were and brightened or darkened until each patch is as bright as a digit. If brightness
-alone told them apart, a good AUROC would say nothing about the latent.
+alone told them apart, a good AUROC would say nothing about the latent. Fashion-MNIST's test
+images (clothes, 28x28) are a second set where Keras has them cached: nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -117,6 +122,47 @@ def _gamma_to_mean(x: np.ndarray, target: np.ndarray) -> np.ndarray:
         too_bright = (x ** np.exp(mid)[:, None, None]).mean(axis=(1, 2)) > target
         low, high = np.where(too_bright, mid, low), np.where(too_bright, high, mid)
     return x ** np.exp((low + high) / 2)[:, None, None]
+
+
+FASHION_TEST = "t10k-images-idx3-ubyte.gz"  # in <keras cache>/datasets/fashion-mnist/
+
+
+def cached_fashion_mnist(
+    n: int, size: int, *, seed: int, value_range: tuple[float, float] = (0.0, 255.0),
+    cache_dir: str | Path | None = None, file_hash: str | None = None,
+) -> np.ndarray | None:  # fmt: skip
+    """`n` random Fashion-MNIST test images (n, size, size, 1) float32 in `value_range`, from
+    the Keras cache (`cache_dir`, default $KERAS_HOME or ~/.keras), shrunk with Pillow's box
+    filter when `size` < 28; None when the file is not cached (nothing is downloaded). The
+    file is checked against its published md5 (`file_hash` to check another)."""
+    from PIL import Image
+
+    from workbench.data.sources import DOWNLOADS, read_idx
+
+    n, size = params.check_int("n", n, minimum=1), params.check_int("size", size, minimum=2)
+    lo, hi = _check_range(value_range)
+    base = Path(cache_dir or os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    path = base / "datasets" / "fashion-mnist" / FASHION_TEST
+    if not path.is_file():
+        return None
+    want = file_hash or next(
+        d.file_hash for d in DOWNLOADS["keras:fashion_mnist"] if d.fname == FASHION_TEST
+    )
+    found = hashlib.new("md5" if len(want) == 32 else "sha256", path.read_bytes()).hexdigest()
+    if found != want:
+        raise DataError(
+            f"The cached {path} has hash {found}, not the expected {want}: it is incomplete or "
+            "not Fashion-MNIST. Delete it (the data source keras:fashion_mnist downloads it)."
+        )
+    images = read_idx(path, "keras:fashion_mnist")
+    pick = np.random.default_rng(params.check_int("seed", seed, minimum=0)).choice(
+        len(images), size=min(n, len(images)), replace=False
+    )
+    out = np.stack([
+        np.asarray(Image.fromarray(images[i]).resize((size, size), Image.Resampling.BOX))
+        for i in pick
+    ]).astype(np.float32) / 255.0  # fmt: skip
+    return (lo + out * (hi - lo))[..., np.newaxis].astype(np.float32)
 
 
 def mean_intensity(x: np.ndarray) -> np.ndarray:

@@ -496,8 +496,9 @@ def _load_keras_mnist(source: str, **fetch: Any) -> RawData:
     return RawData(x, y, DIGIT_CLASSES, "image", source, predefined_test=(xt, yt), pixel_max=255.0)
 
 
-def _read_idx(path: Path, source: str) -> np.ndarray:
-    """An IDX file (gzip): magic 0x0000 08 ndim, ndim big-endian sizes, then uint8 data."""
+def read_idx(path: Path, source: str) -> np.ndarray:
+    """An IDX file (gzip): magic 0x0000 08 ndim, ndim big-endian sizes, then uint8 data
+    (`source` names the data in errors)."""
     with gzip.open(path) as f:
         data = f.read()
     ndim = data[3] if len(data) >= 4 else 0
@@ -515,7 +516,7 @@ def _read_idx(path: Path, source: str) -> np.ndarray:
 def _load_keras_fashion(source: str, **fetch: Any) -> RawData:
     paths = _fetch(source, **fetch)
     y, x, yt, xt = (
-        _read_idx(paths[f"{part}-ubyte.gz"], source)
+        read_idx(paths[f"{part}-ubyte.gz"], source)
         for part in (
             "train-labels-idx1",
             "train-images-idx3",
