@@ -141,3 +141,19 @@ def write_messy_csv(path: Path, n: int = 240, seed: int = 0) -> Path:
         lines.append(f'{label},P{1000 + i},{bill},{mass},{island},"seen, {i % 4} times"')
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_amalgam(tmp_path_factory):
+    """(run directory, digits version, card, amalgam of TINY trained 2 epochs): one training
+    for the assembly and the serving-pipeline tests, which write below the run directory in
+    folders of their own."""
+    from workbench.amalgam.model import build_amalgam, fit_amalgam
+    from workbench.data import prepare
+
+    run = tmp_path_factory.mktemp("tiny-amalgam")
+    version = prepare("digits", run_dir=run)
+    card = card_for_version(version)
+    model = build_amalgam(TINY, card)
+    fit_amalgam(model, version, card, epochs=2)
+    return run, version, card, model

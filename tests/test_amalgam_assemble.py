@@ -1,14 +1,13 @@
 """From a trained amalgam to its pipeline: task inputs, heads fitted on train and validation
 only, the assembled pipeline answering as the tasks' own functions do, and the AmalgamView.
 
-One tiny amalgam trained 2 epochs on the smoke digits serves the module.
+The session's tiny amalgam (trained 2 epochs on the smoke digits) serves the module.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import TINY, card_for_version
 
 from workbench.amalgam import ood
 from workbench.amalgam.assemble import (
@@ -25,24 +24,17 @@ from workbench.amalgam.model import (
     REPRESENTATIONS,
     attribute_names,
     attribute_targets,
-    build_amalgam,
-    fit_amalgam,
     representations,
 )
 from workbench.amalgam.pipeline import load_pipeline, read_config
 from workbench.amalgam.tasks import fit_temperature, fit_thresholds, nearest, softmax
-from workbench.data import prepare
 from workbench.errors import DataError, ParameterError
 from workbench.identify import ProblemCard
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    run = tmp_path_factory.mktemp("amalgam-assemble")
-    version = prepare("digits", run_dir=run)
-    card = card_for_version(version)
-    model = build_amalgam(TINY, card)
-    fit_amalgam(model, version, card, epochs=2)
+def trained(tiny_amalgam):
+    run, version, card, model = tiny_amalgam
     data = task_data(version, card, seed=0)
     reps = encode_splits(model, data)
     heads = fit_heads(reps, data.y, card, pair_epochs=2)

@@ -18,10 +18,8 @@ import time
 import httpx
 import numpy as np
 import pytest
-from conftest import TINY, card_for_version
 
 from workbench.amalgam.assemble import assemble, encode_splits, fit_heads, pair_head, task_data
-from workbench.amalgam.model import build_amalgam, fit_amalgam
 from workbench.amalgam.pipeline import (
     load_component,
     load_pipeline,
@@ -29,7 +27,6 @@ from workbench.amalgam.pipeline import (
     read_manifest,
     save_component,
 )
-from workbench.data import prepare
 from workbench.deploy.repositories import FolderRepository
 from workbench.deploy.service import create_app
 from workbench.errors import ServingError
@@ -70,13 +67,10 @@ class Service:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tiny_amalgam):
     """Components of a trained tiny amalgam, a config, and its version 1 in TF Serving's layout."""
-    run = tmp_path_factory.mktemp("amalgam-pipeline")
-    version = prepare("digits", run_dir=run)
-    card = card_for_version(version)
-    model = build_amalgam(TINY, card)
-    fit_amalgam(model, version, card, epochs=2)
+    base_run, version, card, model = tiny_amalgam
+    run = base_run / "serving"
     data = task_data(version, card, seed=0)
     heads = fit_heads(encode_splits(model, data), data.y, card, pair_epochs=3)
     heads["classes"] = {"temperature": 1.0}  # the swap below moves it to 3: softer
