@@ -90,7 +90,11 @@ def lab(tmp_path_factory):
     _wait_ready(f"http://127.0.0.1:{port}", server, root / "lab.log")
     yield {"url": f"http://127.0.0.1:{port}", "folder": folder, "root": root, "env": env}
     server.terminate()
-    server.wait(30)
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:  # a loaded machine: not what this test checks
+        server.kill()
+        server.wait(30)
     log.close()
 
 

@@ -59,5 +59,9 @@ def test_lab_serves_the_notebooks_with_the_environment_kernel_and_no_news(tmp_pa
         assert schema["fetchNews"]["default"] == "false"  # overrides.json: "Never", no pop-up
     finally:
         lab.terminate()
-        lab.wait(timeout=30)
+        try:
+            lab.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a loaded machine: not what this test checks
+            lab.kill()
+            lab.wait(timeout=30)
         log.close()
