@@ -127,7 +127,20 @@ def browser(lab):
 
 
 def _open(page, lab, name: str) -> None:
-    page.goto(f"{lab['url']}/lab/tree/{name}.ipynb?reset&token={TOKEN}")  # only this one open
+    """The notebook opened as the only tab: the first by its URL, the next ones from the open
+    page (closing what is open, then File -> Open's command), which spares a reload of
+    JupyterLab per notebook."""
+    if "/lab" not in page.url:
+        page.goto(f"{lab['url']}/lab/tree/{name}.ipynb?reset&token={TOKEN}")
+    else:
+        page.evaluate(
+            """async (path) => {
+                const app = window.jupyterapp;
+                await app.commands.execute("application:close-all");
+                await app.commands.execute("docmanager:open", {path, factory: "Notebook"});
+            }""",
+            f"{name}.ipynb",
+        )
     page.wait_for_function(
         f"(path) => {{ const s = ({KERNEL_STATE})(path); return s && s.status === 'idle'; }}",
         arg=f"{name}.ipynb",
