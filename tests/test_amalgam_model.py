@@ -250,3 +250,14 @@ def test_cost_counts_the_bottom_and_each_head(trained, digits):
     assert cost["plain"]["params"] == build(spec, card).count_params()
     assert cost["logits"] == {"params": 257 * 10, "macs": 256 * 10}
     assert cost["amalgam"]["macs"] < cost["plain"]["macs"]  # no Dense-128 embedding
+
+
+def test_head_accuracies_reads_the_last_epoch_of_each_head():
+    from workbench.amalgam.model import head_accuracies
+
+    history = {"loss": [1.0, 0.5], "logits_accuracy": [0.5, 0.9], "val_logits_accuracy": [0.4, 0.8],
+               "attributes_binary_accuracy": [0.7, 0.95]}  # fmt: skip
+    assert head_accuracies(history) == [
+        {"head": "logits", "train": 0.9, "validation": 0.8},
+        {"head": "attributes", "train": 0.95, "validation": None},
+    ]

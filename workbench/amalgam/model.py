@@ -243,6 +243,19 @@ def fit_amalgam(
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
+def head_accuracies(history: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """The last epoch's accuracy of each head with a loss, on train and on validation, from
+    `fit_amalgam`'s history (one row per head; validation None without a val split)."""
+    rows = []
+    for key in (k for k in history if k.endswith("accuracy") and not k.startswith("val_")):
+        validation = history.get(f"val_{key}")
+        rows.append({
+            "head": key.rsplit("_", 1)[0].removesuffix("_binary"), "train": history[key][-1],
+            "validation": validation[-1] if validation else None,
+        })  # fmt: skip
+    return rows
+
+
 # ---- downstream heads ----------------------------------------------------------------------
 
 
