@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pytest
 
 from workbench import classroom
 from workbench.config import read_index, repo_root
+from workbench.deploy.launch import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -166,18 +166,12 @@ def test_the_service_button_starts_the_service_and_stop_ends_it(executed):
 # ---- served by Voilà ---------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def _served(run_dir: Path, log: Path) -> Iterator[str]:
     """`workbench classroom --run-dir RUN_DIR` on a free port until SIGTERM: its URL."""
     import httpx
 
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "workbench", "classroom", "--run-dir", str(run_dir)]
     cmd += ["--port", str(port), "--show-tracebacks"]
     with log.open("w") as out:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -12,14 +11,9 @@ import urllib.request
 import pytest
 
 from workbench.cli import lab_command
+from workbench.deploy.launch import free_port
 
 TOKEN = "workbench-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str) -> dict:
@@ -30,7 +24,7 @@ def _get(url: str) -> dict:
 
 @pytest.mark.notebook
 def test_lab_serves_the_notebooks_with_the_environment_kernel_and_no_news(tmp_path):
-    port = _free_port()
+    port = free_port()
     cmd = lab_command(
         ["--no-browser", f"--port={port}", "--ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}"]
     )
