@@ -266,6 +266,28 @@ def test_an_onnx_conversion_that_fails_is_recorded_not_fatal(table, tmp_path):
         load_onnx(tmp_path / "x")
 
 
+def test_without_the_saved_model_the_onnx_export_still_passes_and_serves(digits, tmp_path):
+    run_dir, version, result, _, _ = digits
+    out = tmp_path / "no-saved-model"
+    export = export_model(result, out, saved_model=False, repeats=1)
+    assert not (out / "saved_model").exists()
+    skipped = {"path": "saved_model", "skipped": "saved_model=False"}
+    assert export["formats"]["saved_model"] == skipped
+    assert set(export["checks"]["max_abs_diff"]) == {"transform", "keras", "onnx"}
+    assert max(export["checks"]["max_abs_diff"].values()) <= 1e-4
+    runner, images = open_runner(out, "onnx"), version.split("val")[0][:8].astype(np.float32)
+    assert isinstance(runner, OnnxRunner)
+    both = [
+        r({"images": images})["probabilities"] for r in (runner, open_runner(digits[3], "onnx"))
+    ]
+    assert np.abs(both[0] - both[1]).max() < 1e-6  # the same network as with the SavedModel
+    verify_export(out)
+    note = {r["format"]: r["note"] for r in latency_table(export)}["saved_model"]
+    assert note == "not exported: saved_model=False"
+    with pytest.raises(ParameterError, match="saved_model"):
+        export_model(result, tmp_path / "x", saved_model="no")
+
+
 def test_an_interrupted_export_leaves_the_old_one_and_no_half_folder(digits, monkeypatch):
     run_dir, _, result, _, _ = digits
     first = export_model(result, repeats=1)  # to <run_dir>/deploy/<run_id> by default

@@ -150,6 +150,8 @@ def test_06_production_promotes_refuses_and_rolls_back_through_the_service(execu
         data = load_version(executed.run_dir, lineage["data_version"])  # the data it trained on
         assert data.manifest["content_sha256"] == lineage["data_sha256"]
         assert (executed.run_dir / "train" / lineage["train_run"] / "model.keras").is_file()
+        formats = versions[number].export["formats"]  # what the service runs: ONNX
+        assert "sha256" in formats["onnx"] and "skipped" in formats["saved_model"], formats
     assert "warm" in versions["2"].lineage["train_run"]
     assert data.manifest["parameters"]["derived_from"]["note"].startswith("shortcut")
 

@@ -61,17 +61,27 @@ def _artifact_location(uri: str, experiment: str) -> str | None:
     return (db.parent / "mlartifacts" / experiment).resolve().as_uri()
 
 
+_CLIENTS: dict[str, Any] = {}  # tracking URI -> its client (one per store and process)
+
+
 def mlflow_client():
     """A client of the tracking store (`MLFLOW_TRACKING_URI`, else runs/mlflow.db); it also
-    sets MLflow's global URI, which `mlflow.keras.log_model` and `mlflow.start_run` use."""
+    sets MLflow's global URI, which `mlflow.keras.log_model` and `mlflow.start_run` use.
+
+    One client per URI and process: making one costs ~50 ms (a registry step asks for it a
+    dozen times). A SQLite store whose file was deleted gets a new client, which recreates it.
+    """
     import mlflow
 
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "creating tables" in notebooks
     uri = tracking_uri()
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    db = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    if uri not in _CLIENTS or (db is not None and not db.is_file()):
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "creating tables" here
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        _CLIENTS[uri] = mlflow.MlflowClient(uri)
     mlflow.set_tracking_uri(uri)  # mlflow.keras.log_model uses the global URI
-    return mlflow.MlflowClient(uri)
+    return _CLIENTS[uri]
 
 
 def experiment_id(client, experiment: str) -> str:

@@ -345,6 +345,7 @@ def export_model(
     repeats: int = 5,
     overwrite: bool = False,
     onnx: str = "auto",
+    saved_model: bool = True,
 ) -> dict[str, Any]:
     """Export a trained run and return its export.json.
 
@@ -357,11 +358,15 @@ def export_model(
     after a warm-up.
     `onnx` chooses the ONNX conversion: "auto" (`model.export` for numeric inputs, the
     SavedModel for text inputs), "export" (always `model.export`) or "saved_model".
+    `saved_model=False` leaves the SavedModel out (TensorFlow Serving's format; the workbench
+    service runs ONNX or Keras), unless the ONNX conversion reads it: the production loop's
+    candidates are exported so, ~1 s and one more load back each on the smoke profile.
     """
     check_batch = params.check_int("check_batch", check_batch, minimum=1)
     repeats = params.check_int("repeats", repeats, minimum=1)
     overwrite = params.check_bool("overwrite", overwrite)
     onnx = params.check_choice("onnx", onnx, ("auto", *ONNX_CONVERTERS))
+    saved_model = params.check_bool("saved_model", saved_model)
     folder, run_dir = _run_folder(run)
     metrics = read_json(folder / "metrics.json")
     version = _data_version(run_dir, folder, metrics)
@@ -374,7 +379,16 @@ def export_model(
     try:
         with quiet_logger("tensorflow"):
             export = _build(
-                tmp, folder, run_dir, metrics, version, name, check_batch, repeats, onnx
+                tmp,
+                folder,
+                run_dir,
+                metrics,
+                version,
+                name,
+                check_batch,
+                repeats,
+                onnx,
+                saved_model,
             )
         atomic_write_json(tmp / EXPORT_FILE, export)  # last: its presence means complete
         _move_into_place(tmp, out)
@@ -462,24 +476,26 @@ def _check_name(name: Any) -> str:
 
 
 def _build(
-    tmp, folder, run_dir, metrics, version, name, check_batch, repeats, onnx
+    tmp, folder, run_dir, metrics, version, name, check_batch, repeats, onnx, saved_model
 ) -> dict[str, Any]:
-    """Write the three formats into `tmp`, check and time them; the export.json content."""
+    """Write the formats into `tmp`, check and time them; the export.json content."""
     transform, task = version.transform, version.task
     trained = load_trained(run_dir, folder.name)
     model = inference_model(trained, transform, class_names=version.class_names, task=task)
-    seconds, converter, onnx_error = _write_formats(model, tmp, onnx)
     x = _check_samples(version, check_batch)
     batch = raw_inputs(transform, x)
+    # the reference outputs; calling the model first is also what model.export(format="onnx")
+    # requires of it (without the SavedModel export, nothing else would have called it)
     reference = {k: np.asarray(v) for k, v in model.predict_on_batch(batch).items()}
+    seconds, converter, onnx_error = _write_formats(model, tmp, onnx, saved_model)
+    written = [fmt for fmt in FORMATS if fmt != "saved_model" or "saved_model" in seconds]
     diffs = {"transform": _max_abs_diff(reference, _network_outputs(trained, transform, x, task))}
-    runners: dict[str, Any] = {
-        "keras": KerasRunner(tmp / FORMATS["keras"]),
-        "saved_model": SavedModelRunner(tmp / FORMATS["saved_model"]),
-    }
+    runners: dict[str, Any] = {"keras": KerasRunner(tmp / FORMATS["keras"])}
+    if "saved_model" in written:
+        runners["saved_model"] = SavedModelRunner(tmp / FORMATS["saved_model"])
     for fmt, runner in runners.items():
         diffs[fmt] = _max_abs_diff(reference, runner(batch))
-    for fmt in ("transform", "keras", "saved_model"):
+    for fmt in ("transform", *runners):
         if not diffs[fmt] <= TOLERANCE:
             what = "Transform.apply + the network" if fmt == "transform" else f"the {fmt} export"
             raise ServingError(
@@ -496,7 +512,9 @@ def _build(
 
     formats: dict[str, dict[str, Any]] = {}
     for fmt, path in FORMATS.items():
-        if fmt == "onnx" and onnx_error is not None:
+        if fmt not in written:
+            formats[fmt] = {"path": path, "skipped": "saved_model=False"}
+        elif fmt == "onnx" and onnx_error is not None:
             formats[fmt] = {"path": path, "error": onnx_error}
         else:
             formats[fmt] = {"path": path, "sha256": artifact_sha256(tmp / path)}
@@ -522,19 +540,23 @@ def _build(
     }
 
 
-def _write_formats(model: Any, tmp: Path, onnx: str) -> tuple[dict[str, float], str, str | None]:
-    """Save model.keras, saved_model/ and model.onnx into `tmp`: (seconds per format, the ONNX
-    converter used, None or why ONNX could not be exported)."""
+def _write_formats(
+    model: Any, tmp: Path, onnx: str, saved_model: bool = True
+) -> tuple[dict[str, float], str, str | None]:
+    """Save model.keras, saved_model/ (unless not `saved_model` and ONNX does not need it) and
+    model.onnx into `tmp`: (seconds per written format, the ONNX converter used, None or why
+    ONNX could not be exported)."""
     seconds = {}
     start = time.perf_counter()
     model.save(tmp / FORMATS["keras"])
     seconds["keras"] = time.perf_counter() - start
-    start = time.perf_counter()
-    model.export(str(tmp / FORMATS["saved_model"]), format="tf_saved_model", verbose=False)
-    seconds["saved_model"] = time.perf_counter() - start
-    start = time.perf_counter()
     strings = any(_dtype_name(t.dtype) == "string" for t in model.inputs)
     converter = "saved_model" if onnx == "saved_model" or (onnx == "auto" and strings) else "export"
+    if saved_model or converter == "saved_model":
+        start = time.perf_counter()
+        model.export(str(tmp / FORMATS["saved_model"]), format="tf_saved_model", verbose=False)
+        seconds["saved_model"] = time.perf_counter() - start
+    start = time.perf_counter()
     error = _export_onnx(model, tmp / FORMATS["saved_model"], tmp / FORMATS["onnx"], converter)
     seconds["onnx"] = time.perf_counter() - start
     return {k: round(v, 3) for k, v in seconds.items()}, converter, error
@@ -763,6 +785,7 @@ def latency_table(export: dict[str, Any]) -> list[dict[str, Any]]:
         row["vs keras (batch 1)"] = f"{keras_1 / one:.1f}x" if one and keras_1 else "-"
         diff = entry.get("max_abs_diff")
         row["max abs diff"] = f"{diff:.1e}" if diff is not None else "-"
-        row["note"] = "not exported: " + entry["error"] if "error" in entry else ""
+        why = entry.get("error", entry.get("skipped"))
+        row["note"] = f"not exported: {why}" if why else ""
         rows.append(row)
     return rows

@@ -36,10 +36,37 @@ class ServiceProcess:
     url: str  # e.g. "http://127.0.0.1:8500"
     process: subprocess.Popen = field(repr=False)
     log: Path  # what the service printed (stdout and stderr)
+    model: str = ""  # what it was asked to serve, e.g. "digits@champion"
 
     @property
     def running(self) -> bool:
         return self.process.poll() is None
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> ServiceProcess:
+        """Block until `/v2/health/ready` answers 200 (ServingError, with the log's tail, if the
+        process exits first or `timeout` seconds pass); returns the handle."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if not self.running:
+                    raise ServingError(
+                        f"workbench serve --model {self.model!r} exited with code "
+                        f"{self.process.returncode} before it was ready; its log:\n"
+                        f"{_tail(self.log)}"
+                    )
+                try:
+                    if client.get(f"{self.url}/v2/health/ready").status_code == 200:
+                        return self
+                except httpx.TransportError:
+                    pass  # not listening yet
+                time.sleep(0.2)
+        self.stop()
+        raise ServingError(
+            f"workbench serve --model {self.model!r} was not ready after {timeout:g} s; its "
+            f"log:\n{_tail(self.log)}"
+        )
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then wait: the exit code (0 for a clean shutdown)."""
@@ -68,10 +95,11 @@ def start(
     args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
     timeout: float = READY_TIMEOUT,
+    wait: bool = True,
 ) -> ServiceProcess:
-    """Run `workbench serve --model MODEL` (more CLI `args` as given) and wait until ready."""
-    import httpx
-
+    """Run `workbench serve --model MODEL` (more CLI `args` as given) and wait until ready;
+    `wait=False` returns at once (call `wait_ready()` before the first request), so the
+    service loads while the caller works on."""
     port = port or free_port(host)
     log = Path(log)
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -81,26 +109,8 @@ def start(
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
-    service = ServiceProcess(f"http://{host}:{port}", process, log)
-    deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if not service.running:
-                raise ServingError(
-                    f"workbench serve --model {model!r} exited with code "
-                    f"{process.returncode} before it was ready; its log:\n{_tail(log)}"
-                )
-            try:
-                if client.get(f"{service.url}/v2/health/ready").status_code == 200:
-                    return service
-            except httpx.TransportError:
-                pass  # not listening yet
-            time.sleep(0.2)
-    service.stop()
-    raise ServingError(
-        f"workbench serve --model {model!r} was not ready after {timeout:g} s; its log:\n"
-        f"{_tail(log)}"
-    )
+    service = ServiceProcess(f"http://{host}:{port}", process, log, model)
+    return service.wait_ready(timeout) if wait else service
 
 
 def _tail(path: Path, lines: int = 20) -> str:

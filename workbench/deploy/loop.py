@@ -22,8 +22,10 @@ training run and the gate's decision. The candidates' test split is not scored e
 `test_accuracy` scores the serving champion once, at the end.
 
 Retraining: when a batch is flagged as drifted (`retrain="drift"`), after every batch
-("always") or never. The new run is exported, registered as `challenger` and gated; a promotion
-moves `champion`, and a service watching the alias (`service_url`) is asked to swap at once
+("always") or never. The new run is exported (model.keras and ONNX, what the service runs; no
+SavedModel), registered as `challenger` and gated; a promotion
+moves `champion`, and the loop's service (`service`, a `launch.start` handle; it may still be
+loading: the swap waits until it is ready) is asked to swap at once
 while a client keeps sending requests: the step records which versions answered and how many
 requests failed (0 is the contract). After a promotion the drift detector is refitted with the
 new champion on the gate split (the data it is now expected to see).
@@ -45,6 +47,7 @@ from workbench.deploy import client, qa, registry
 from workbench.deploy.drift import DriftReport, fit_detector
 from workbench.deploy.export import export_model, model_name, open_runner
 from workbench.deploy.inference import IMAGE_INPUT
+from workbench.deploy.launch import ServiceProcess
 from workbench.deploy.retrain import retrain
 from workbench.deploy.stream import Batch, carve, raw_range, save_training_version, schedule
 from workbench.errors import ParameterError, ServingError
@@ -129,7 +132,7 @@ class ProductionLoop:
         holdout: float = 0.25,
         retrain: str = "drift",
         retrain_config: TrainConfig | None = None,
-        service_url: str | None = None,
+        service: ServiceProcess | None = None,
     ) -> None:
         self.run, self.card, self.base = run, card, version
         self.name = f"{model_name(version)}-production" if name is None else name
@@ -145,7 +148,7 @@ class ProductionLoop:
         self.x_gate, self.y_gate = self.carved.x_gate, self.carved.y_gate
         self.arrived: list[Batch] = []
         self.history: list[LoopStep] = []
-        self.service_url = service_url
+        self.service = service
         self.detector = None
         self._champion_run: Path | None = None
         self._runners: dict[Path, Any] = {}  # export folder -> its runner
@@ -204,7 +207,7 @@ class ProductionLoop:
         before = self._champion_version()
         restored = registry.rollback(self.name)
         self._champion_run = self.run.dir / "train" / restored.lineage["train_run"]
-        swap = self._swap(before, restored.version) if self.service_url else None
+        swap = self._swap(before, restored.version) if self.service is not None else None
         step = LoopStep(f"rollback to version {restored.version}", champion=restored.version,
                         swap=swap)  # fmt: skip
         return self._record(step)
@@ -229,7 +232,7 @@ class ProductionLoop:
         accuracy: float | None = None,
         first: bool = False,
     ) -> LoopStep:
-        export_model(result, name=self.name, repeats=1)
+        export_model(result, name=self.name, repeats=1, saved_model=False)
         folder = self.run.dir / "deploy" / result.path.name
         version = registry.register(folder, name=self.name, alias="challenger")
         before = self._champion_version()
@@ -239,7 +242,7 @@ class ProductionLoop:
         if decision.promote:
             self._champion_run = result.path
             self._refit_detector()
-            if self.service_url and before:
+            if self.service is not None and before:
                 swap = self._swap(before, version.version)
         return LoopStep(event, drift, accuracy, data.id, result.path.name, version.version,
                         decision, self._champion_version(), swap)  # fmt: skip
@@ -283,13 +286,14 @@ class ProductionLoop:
         versions answered, in order of first answer, and how many requests failed."""
         import httpx
 
+        url = self.service.wait_ready().url  # started with wait=False, it may still load
         digit = np.asarray(self.base.split("val")[0][:1], np.float32)
         body = client.v2_body({IMAGE_INPUT: digit})
         seen: dict[str, int] = {}
         failed, stop = [], threading.Event()
 
         def traffic() -> None:
-            with httpx.Client(base_url=self.service_url, timeout=10.0) as http:
+            with httpx.Client(base_url=url, timeout=10.0) as http:
                 while not stop.is_set():
                     try:
                         r = http.post(f"/v2/models/{self.name}/infer", json=body)
@@ -305,7 +309,7 @@ class ProductionLoop:
         sender = threading.Thread(target=traffic, daemon=True)
         sender.start()
         try:
-            with httpx.Client(base_url=self.service_url, timeout=SWAP_TIMEOUT) as http:
+            with httpx.Client(base_url=url, timeout=SWAP_TIMEOUT) as http:
                 http.post("/admin/reload")
                 status = http.get(f"/v1/models/{self.name}/labels/champion").json()
             while after not in seen and sender.is_alive() and not failed:
