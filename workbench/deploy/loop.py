@@ -23,12 +23,12 @@ training run and the gate's decision. The candidates' test split is not scored e
 
 Retraining: when a batch is flagged as drifted (`retrain="drift"`), after every batch
 ("always") or never. The new run is exported (model.keras and ONNX, what the service runs; no
-SavedModel), registered as `challenger` and gated; a promotion
-moves `champion`, and the loop's service (`service`, a `launch.start` handle; it may still be
-loading: the swap waits until it is ready) is asked to swap at once
-while a client keeps sending requests: the step records which versions answered and how many
-requests failed (0 is the contract). After a promotion the drift detector is refitted with the
-new champion on the gate split (the data it is now expected to see).
+SavedModel), registered as `challenger` and gated; a promotion moves `champion`, and the loop's
+service (`service`, a `launch.start` handle; it may still be loading: the swap waits until it
+is ready) is asked to swap at once while a client keeps sending requests: the step records
+which versions answered and how many requests failed (0 is the contract). After a promotion
+the drift detector is refitted with the new champion on the gate split (the data it is now
+expected to see).
 """
 
 from __future__ import annotations
