@@ -27,7 +27,14 @@ from workbench.amalgam.model import (
     representations,
 )
 from workbench.amalgam.pipeline import load_pipeline, read_config
-from workbench.amalgam.tasks import fit_temperature, fit_thresholds, nearest, softmax
+from workbench.amalgam.tasks import (
+    combine,
+    fit_pair_classifier,
+    fit_temperature,
+    fit_thresholds,
+    nearest,
+    softmax,
+)
 from workbench.errors import DataError, ParameterError
 from workbench.identify import ProblemCard
 
@@ -37,7 +44,7 @@ def trained(tiny_amalgam):
     run, version, card, model = tiny_amalgam
     data = task_data(version, card, seed=0)
     reps = encode_splits(model, data)
-    heads = fit_heads(reps, data.y, card, pair_epochs=2)
+    heads = fit_heads(reps, data.y, card)
     config = assemble(run / "amalgam", model, version, heads)
     return {"run": run, "version": version, "card": card, "model": model, "data": data,
             "reps": reps, "heads": heads, "config": config}  # fmt: skip
@@ -116,10 +123,15 @@ def test_the_pair_head_says_same_for_one_image_twice(trained):
     same = trained["heads"]["pair"]
     p = np.asarray(same.predict_on_batch({"a": z[:20], "b": z[:20]})["same"])
     assert p.shape == (20,) and p.mean() > 0.7
-    total = fit_pair_head(z, y, task="sum", n_pairs=500, epochs=1)
-    answer = np.asarray(total.predict_on_batch({"a": z[:3], "b": z[3:6]})["sum"])
-    assert answer.shape == (3, 19)
+    scored = fit_pair_classifier(z, y, task="same")  # the classifier task 5 scores
+    np.testing.assert_allclose(p, scored.predict_proba(combine(z[:20], z[:20]))[:, 1], atol=1e-4)
+    total = fit_pair_head(z, y, task="sum", n_pairs=500)
+    answer = np.asarray(total.predict_on_batch({"a": z[:30], "b": z[30:60]})["sum"])
+    assert answer.shape == (30, 19)
     np.testing.assert_allclose(answer.sum(axis=1), 1.0, atol=1e-5)
+    clf = fit_pair_classifier(z, y, task="sum", n_pairs=500)
+    expected = clf.predict(combine(z[:30], z[30:60]))
+    np.testing.assert_array_equal(answer.argmax(axis=1), expected)  # sums, not column numbers
     with pytest.raises(ParameterError, match="task"):
         pair_head(8, task="product")
     with pytest.raises(DataError, match="embeddings for"):

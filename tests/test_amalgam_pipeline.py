@@ -72,7 +72,7 @@ def built(tiny_amalgam):
     base_run, version, card, model = tiny_amalgam
     run = base_run / "serving"
     data = task_data(version, card, seed=0)
-    heads = fit_heads(encode_splits(model, data), data.y, card, pair_epochs=3)
+    heads = fit_heads(encode_splits(model, data), data.y, card)
     heads["classes"] = {"temperature": 1.0}  # the swap below moves it to 3: softer
     config = assemble(run, model, version, heads)
     store = run / "components"

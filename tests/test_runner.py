@@ -135,9 +135,12 @@ def test_progress_streams_a_notebooks_lines_while_it_runs(tmp_path, monkeypatch)
     assert "Your turn" in outputs_text(nbformat.read(tmp_path / "out.ipynb", as_version=4))
 
 
-def test_quiet_execution_prints_nothing_not_even_the_kernel_warning(tmp_path, capfd):
-    nb = write_notebook(tmp_path / "00_quiet.ipynb", "x = 1", "print('only in the notebook')")
-    runner.execute(nb, tmp_path / "out.ipynb", progress=False)
+def test_quiet_execution_prints_nothing_and_env_reaches_only_the_kernel(tmp_path, capfd):
+    probe = "import os; print('only in the notebook', os.environ.get('WORKBENCH_PROBE'))"
+    nb = write_notebook(tmp_path / "00_quiet.ipynb", "x = 1", probe)
+    runner.execute(nb, tmp_path / "out.ipynb", progress=False, env={"WORKBENCH_PROBE": "seen"})
+    assert "only in the notebook seen" in outputs_text(nbformat.read(tmp_path / "out.ipynb", 4))
+    assert "WORKBENCH_PROBE" not in os.environ  # a sweep point's one thread stays its own
     out, err = capfd.readouterr()
     assert "without encryption" not in err  # ipykernel 7's warning on every kernel start
     assert out == "" and "only in the notebook" not in err

@@ -4,6 +4,7 @@ worker's death) reported, an existing cluster, grids, values, the winner."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from conftest import write_notebook
@@ -127,7 +128,9 @@ def test_an_existing_cluster_keeps_its_own_allowed_failures(tmp_path, cluster):
 def test_a_worker_that_does_not_see_the_run_directory_says_so(tmp_path):
     nb, _ = _tiny(tmp_path)
     missing = tmp_path / "elsewhere" / "00-point"  # as on a worker without the shared disk
+    before = dict(os.environ)
     error, _ = sweep._run_point(nb, missing / "notebooks" / nb.name, {"run_dir": str(missing)})
+    assert dict(os.environ) == before  # the point's one TensorFlow thread is its kernel's only
     assert f"does not see {missing}: every worker needs the sweep's run directory" in error
     assert not missing.exists()  # nothing written where no one would read it
 

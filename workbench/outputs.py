@@ -5,16 +5,13 @@ without timestamps, papermill bookkeeping or random widget ids, so unchanged out
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from workbench.config import RUN_DIR_ENV
 from workbench.files import atomic_write_text
-from workbench.runner import execute, list_notebooks
+from workbench.runner import environ, execute, list_notebooks
 
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -81,21 +78,6 @@ def _without_volatile(path: Path) -> str:
     return nbformat.writes(nbformat.reads(text, as_version=4)) + "\n"
 
 
-@contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    """Set these environment variables for the block, then restore each one (or its absence)."""
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def store_outputs(*, notebooks: list[Path] | None = None, progress: bool = True) -> list[Path]:
     """Re-execute the notebooks as committed (smoke defaults, fixed seed) and keep their outputs.
 
@@ -108,7 +90,7 @@ def store_outputs(*, notebooks: list[Path] | None = None, progress: bool = True)
             RUN_DIR_ENV: str(Path(tmp) / "run"),
             "MLFLOW_TRACKING_URI": f"sqlite:///{Path(tmp) / 'mlflow.db'}",
         }
-        with _environ(throwaway):
+        with environ(throwaway):
             for nb in notebooks if notebooks is not None else list_notebooks():
                 print(f"storing outputs of {nb.name}", flush=True)
                 out = Path(tmp) / nb.name

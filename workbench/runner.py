@@ -14,6 +14,8 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -142,17 +144,35 @@ def _streaming(notebook: Path) -> tuple[PrefixedLines, dict[str, Any]]:
     return lines, {"stdout_file": lines, "stderr_file": lines, "on_cell_start": on_cell_start}
 
 
+@contextmanager
+def environ(values: dict[str, str]) -> Iterator[None]:
+    """Set these environment variables for the block (a kernel started in it inherits them),
+    then restore each one, or its absence."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def execute(
     notebook: str | Path,
     output: str | Path,
     *,
     parameters: dict[str, Any] | None = None,
     progress: bool = True,
+    env: dict[str, str] | None = None,
 ) -> Path:
     """Execute one notebook with papermill; raise NotebookFailure naming the failing cell.
 
     `progress` streams the notebook's stdout and stderr lines to stdout while it runs (not
     those of exercise, solution and instructor cells); `progress=False` prints nothing.
+    `env`: environment variables for the kernel only (this process's are restored after).
     """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -162,16 +182,17 @@ def execute(
     output.parent.mkdir(parents=True, exist_ok=True)
     lines, streaming = _streaming(notebook) if progress else (None, {})
     try:
-        pm.execute_notebook(
-            str(notebook),
-            str(output),
-            parameters=parameters or {},
-            kernel_name=KERNEL,
-            progress_bar=False,
-            cwd=str(notebook.parent),
-            config=_kernel_config(),
-            **streaming,
-        )
+        with environ(env or {}):
+            pm.execute_notebook(
+                str(notebook),
+                str(output),
+                parameters=parameters or {},
+                kernel_name=KERNEL,
+                progress_bar=False,
+                cwd=str(notebook.parent),
+                config=_kernel_config(),
+                **streaming,
+            )
     except PapermillExecutionError as e:
         raise NotebookFailure(
             notebook.name,

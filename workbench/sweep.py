@@ -177,7 +177,6 @@ def _run_point(
     directory (made by `sweep`) must be on a file system that worker sees, at the same path."""
     import socket
 
-    os.environ.update(SWEEP_THREADS)  # the kernel papermill starts inherits them
     start = time.perf_counter()
     unseen = [str(f) for f in (notebook, Path(parameters["run_dir"])) if not f.exists()]
     if unseen:
@@ -188,7 +187,7 @@ def _run_point(
             0.0,
         )
     try:
-        execute(notebook, output, parameters=parameters, progress=False)
+        execute(notebook, output, parameters=parameters, progress=False, env=SWEEP_THREADS)
     except NotebookFailure as e:
         return str(e), time.perf_counter() - start
     return None, time.perf_counter() - start

@@ -27,12 +27,11 @@ from workbench.amalgam.model import attribute_targets, check_card
 from workbench.amalgam.pipeline import save_component, save_representations, write_config
 from workbench.amalgam.tasks import (
     PAIR_TASKS,
-    combine,
+    fit_pair_classifier,
     fit_temperature,
     fit_thresholds,
-    make_pairs,
 )
-from workbench.config import load_keras, quiet_logger, seed_everything
+from workbench.config import load_keras, quiet_logger
 from workbench.errors import DataError
 
 if TYPE_CHECKING:
@@ -101,52 +100,48 @@ def encode_splits(model: keras.Model, data: TaskData) -> dict[str, dict[str, np.
 # ---- the pair head ---------------------------------------------------------------------------
 
 
-def pair_head(
-    width: int, *, task: str = "same", hidden: int = 64, mean: Any = 0.0, variance: Any = 1.0
-) -> keras.Model:
+def pair_head(width: int, *, task: str = "same", hidden: int = 64) -> keras.Model:
     """A Keras head on two embeddings "a" and "b" (width each) joined as [a, b, |a - b|, a * b]
-    (tasks.combine, inside the graph), standardised with the joined features' `mean` and
-    `variance` (a frozen BatchNormalization: weights, so ONNX takes only "a" and "b"), one hidden
-    ReLU layer, then "same" (P(the same digit), a sigmoid) or "sum" (19 softmax probabilities
-    of a + b = 0..18)."""
+    (tasks.combine, inside the graph, so ONNX takes only "a" and "b"), one hidden ReLU layer,
+    then "same" (P(the same digit), a sigmoid) or "sum" (19 softmax probabilities of
+    a + b = 0..18). Untrained: `fit_pair_head` gives it task 5's weights."""
     keras = load_keras()
     params.check_choice("task", task, PAIR_TASKS)
     width = params.check_int("width", width, minimum=1)
     hidden = params.check_int("hidden", hidden, minimum=1)
     a, b = keras.Input((width,), name="a"), keras.Input((width,), name="b")
     joined = keras.layers.Concatenate(name="combine")([a, b, keras.ops.abs(a - b), a * b])
-    norm = keras.layers.BatchNormalization(epsilon=1e-6, trainable=False, name="standardise")
-    z = norm(joined)  # frozen: inference mode, (x - mean) / sqrt(variance), trained or not
-    z = keras.layers.Dense(hidden, activation="relu", name="hidden")(z)
+    z = keras.layers.Dense(hidden, activation="relu", name="hidden")(joined)
     if task == "same":
-        out = keras.ops.squeeze(keras.layers.Dense(1, activation="sigmoid")(z), axis=-1)
+        out = keras.ops.squeeze(keras.layers.Dense(1, "sigmoid", name="out")(z), axis=-1)
     else:
-        out = keras.layers.Dense(19, activation="softmax")(z)
-    n = 4 * width
-    stats = [np.broadcast_to(np.asarray(v, np.float32), (n,)) for v in (mean, variance)]
-    norm.set_weights([np.ones(n, np.float32), np.zeros(n, np.float32), *stats])
+        out = keras.layers.Dense(19, activation="softmax", name="out")(z)
     return keras.Model({"a": a, "b": b}, {task: out}, name=f"pair_{task}")
 
 
 def fit_pair_head(
     z_train: np.ndarray, y_train: np.ndarray, *, task: str = "same", n_pairs: int = 4000,
-    epochs: int = 10, seed: int = 0,
+    seed: int = 0,
 ) -> keras.Model:  # fmt: skip
-    """`pair_head` trained on `n_pairs` pairs of the training split (tasks.make_pairs: "same"
-    half same-class pairs; "sum" random pairs), standardised with their joined features'
-    mean and variance."""
+    """`pair_head` holding tasks.fit_pair_classifier (the MLP on `n_pairs` pairs of the
+    training split that task 5 scores): its scaler folded into the hidden layer
+    (W / scale, b - (mean / scale) W) and its output layer copied, so the served head answers
+    as the scored classifier does, to float32 rounding, without a second training."""
     z = np.asarray(z_train, np.float32)
     if z.ndim != 2 or len(z) != len(y_train):
         raise DataError(f"fit_pair_head: {z.shape} embeddings for {len(y_train)} labels.")
-    i, j, target = make_pairs(y_train, n_pairs, task=task, seed=seed)
-    a, b = z[i], z[j]
-    joined = combine(a, b)
-    seed_everything(seed)
-    head = pair_head(z.shape[1], task=task, mean=joined.mean(axis=0), variance=joined.var(axis=0))
-    loss = "binary_crossentropy" if task == "same" else "sparse_categorical_crossentropy"
-    head.compile(load_keras().optimizers.Adam(3e-3), loss={task: loss})
-    target = target.astype(np.float32 if task == "same" else np.int64)
-    head.fit({"a": a, "b": b}, {task: target}, epochs=epochs, batch_size=64, verbose=0)
+    clf = fit_pair_classifier(z, y_train, task=task, n_pairs=n_pairs, seed=seed)
+    scaler, mlp = clf[0], clf[-1]  # the pipeline's StandardScaler and MLPClassifier
+    w, b = mlp.coefs_[0] / scaler.scale_[:, None], mlp.intercepts_[0]
+    b = b - (scaler.mean_ / scaler.scale_) @ mlp.coefs_[0]
+    head = pair_head(z.shape[1], task=task, hidden=w.shape[1])
+    head.get_layer("hidden").set_weights([w, b])
+    w, b = mlp.coefs_[1], mlp.intercepts_[1]
+    if task == "sum":  # a sum absent from the training pairs gets no probability
+        out_w, out_b = np.zeros((w.shape[0], 19)), np.full(19, -1e4)
+        out_w[:, mlp.classes_], out_b[mlp.classes_] = w, b
+        w, b = out_w, out_b
+    head.get_layer("out").set_weights([w, b])
     return head
 
 
@@ -155,7 +150,7 @@ def fit_pair_head(
 
 def fit_heads(
     reps: Mapping[str, Mapping[str, np.ndarray]], y: Mapping[str, np.ndarray], card: ProblemCard,
-    *, k: int = 5, ood_quantile: float = 0.95, pair_epochs: int = 10, seed: int = 0,
+    *, k: int = 5, ood_quantile: float = 0.95, seed: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
     """Each served task's head from the representations per split (`encode_splits`):
 
@@ -164,7 +159,8 @@ def fit_heads(
       the threshold that passes the `ood_quantile` share of validation digits;
     - "classes": the temperature of the logits with the lowest validation NLL;
     - "tags": per attribute the threshold with the best validation F1;
-    - "pair": a Keras `pair_head` ("same digit?") trained on pairs of training low latents.
+    - "pair": a Keras `pair_head` ("same digit?"): task 5's classifier on pairs of training
+      low latents (fitted once: the same call in the notebook's task-5 cell returns it).
     """
     k = params.check_int("k", k, minimum=1)
     q = params.check_number("ood_quantile", ood_quantile, minimum=0.5, maximum=1.0)
@@ -183,7 +179,7 @@ def fit_heads(
         "ood": {"means": maha.means, "precision": maha.precision, "threshold": threshold},
         "classes": {"temperature": fit_temperature(va["logits"], y_va)},
         "tags": {"thresholds": fit_thresholds(va["attributes"], attribute_targets(card, y_va))},
-        "pair": fit_pair_head(tr["low_latent"], y_tr, epochs=pair_epochs, seed=seed),
+        "pair": fit_pair_head(tr["low_latent"], y_tr, seed=seed),
     }
 
 
