@@ -24,8 +24,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed  ## execute every notebook headless (profile full) into runs/<timestamp>/
 	$(BIN)/python -m workbench run --profile full
 
+# Two workers (pytest-xdist): a notebook kernel waits on I/O and one thread much of the time.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-test  ## the whole test suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lab: $(VENV)/.installed  ## JupyterLab on notebooks/
 	$(BIN)/python -m workbench lab

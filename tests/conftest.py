@@ -1,5 +1,6 @@
 """Session-wide test set-up: a temporary run directory, quiet TensorFlow, headless matplotlib,
-and each notebook executed by papermill at most once per session (the test budget)."""
+each notebook executed by papermill at most once per session (the test budget), and the
+tests grouped for the two pytest-xdist workers of `make test`."""
 
 from __future__ import annotations
 
@@ -35,6 +36,18 @@ def pytest_configure(config: pytest.Config) -> None:
     from workbench.runner import use_environment_kernel
 
     use_environment_kernel()
+
+
+# Session fixtures that execute notebooks or train: the tests that use one run in one worker
+# (pytest-xdist's loadgroup), so each is built once; every other test runs with its module.
+SHARED_FIXTURES = {"executed": "sequence", "tiny_amalgam": "tiny-amalgam"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = [g for f, g in SHARED_FIXTURES.items() if f in getattr(item, "fixturenames", ())]
+        item.add_marker(pytest.mark.xdist_group(used[0] if used else item.path.name))
 
 
 @pytest.fixture(scope="session")

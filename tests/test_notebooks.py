@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import configparser
 import json
 import re
 
+import nbformat
 import pytest
 from conftest import ROOT, outputs_text, write_messy_csv
 
@@ -12,9 +14,64 @@ from workbench.runner import NotebookFailure, execute, list_notebooks
 
 pytestmark = pytest.mark.notebook
 
+CHECKED = "# NBVAL_CHECK_OUTPUT"  # nbval's marker: `pytest --nbval-lax notebooks/` reads it too
+WITH_CHECKED_CELLS = [
+    p.stem for p in list_notebooks(ROOT / "notebooks") if CHECKED in p.read_text(encoding="utf-8")
+]
+
+
+def _sanitizers() -> list[tuple[re.Pattern, str]]:
+    """tests/sanitize.cfg's (regex, replacement) pairs: paths, hashes, durations."""
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "tests" / "sanitize.cfg")
+    return [(re.compile(cfg[s]["regex"]), cfg[s]["replace"]) for s in cfg.sections()]
+
+
+def _checked_outputs(nb) -> dict[str, list]:
+    """{source: outputs} of the cells marked CHECKED, as nbval compares them: stream text and
+    every non-image result, sanitized."""
+    rules = _sanitizers()
+
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, str):
+            for pattern, replacement in rules:
+                value = pattern.sub(replacement, value)
+        return value
+
+    found = {}
+    for cell in nb.cells:
+        if cell.cell_type == "code" and CHECKED in cell.source:
+            outs = []
+            for out in cell.outputs:
+                if out.output_type == "stream" and outs and outs[-1][0] == out.name:
+                    outs[-1] = (out.name, outs[-1][1] + out.text)  # as `make notebooks` joins
+                elif out.output_type == "stream":
+                    outs.append((out.name, out.text))
+                elif out.output_type == "error":
+                    outs.append((out.ename, out.evalue))
+                else:
+                    data = {k: v for k, v in out.data.items() if not k.startswith("image/")}
+                    outs.append(("data", data))
+            found[cell.source] = [(kind, clean(value)) for kind, value in outs]
+    return found
+
+
+@pytest.mark.parametrize("name", WITH_CHECKED_CELLS)
+def test_checked_cells_print_what_is_committed(executed, name):
+    """The cells marked CHECKED print what the committed notebook holds (counts, shapes,
+    rounded values: `make notebooks` stored them on the smoke profile with seed 0). The
+    session's run answers the exercises, which no checked cell reads."""
+    committed = _checked_outputs(nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", 4))
+    assert committed and all(committed.values()), f"{name}: a checked cell has no output"
+    assert _checked_outputs(executed(name)) == committed, (
+        f"{name} prints something else than its committed outputs in a {CHECKED} cell: run "
+        "`make notebooks` if the change is intended"
+    )
+
 
 def test_every_notebook_has_kernel_metadata_and_a_parameters_cell():
-    import nbformat
 
     for path in list_notebooks(ROOT / "notebooks"):
         nb = nbformat.read(path, as_version=4)
@@ -197,7 +254,6 @@ def test_07_on_a_card_that_is_not_an_image_classifier_stops_in_its_first_cell(se
 def test_03_on_its_own_builds_the_card_and_says_so(session_tmp):
     out = session_tmp / "alone" / "03_data.ipynb"
     params = {"run_dir": str(session_tmp / "alone" / "run"), "profile": "smoke", "seed": 0}
-    import nbformat
 
     execute(ROOT / "notebooks" / "03_data.ipynb", out, parameters=params, progress=False)
     text = outputs_text(nbformat.read(out, as_version=4))
@@ -209,7 +265,6 @@ def test_a_messy_csv_through_01_to_04(session_tmp):
     """A table as downloaded (class first, NA and empty cells, a '?', text categories, an
     identifier, quoted commas), named with target= and source_options= in 01 only: the card
     records both, 03 and 04 read them from it, the model beats the baseline."""
-    import nbformat
 
     root = session_tmp / "messy"
     root.mkdir()
@@ -246,7 +301,6 @@ def test_a_messy_csv_through_01_to_04(session_tmp):
 def test_04_on_a_regression_card(session_tmp):
     """A regression card (diabetes) handed to 04 alone: it prepares the data and the preset,
     trains, reports MAE against the median baseline; the classification-only cells pass."""
-    import nbformat
 
     from workbench.identify import save_card
     from workbench.upstream import card_for

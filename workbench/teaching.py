@@ -17,7 +17,7 @@ EXERCISE, SOLUTION, INSTRUCTOR, PARAMETERS = "exercise", "solution", "instructor
 STATED_PREFIX = "[stated]"  # the plain line `state` prints outside a kernel
 # The output `state` leaves in a notebook: display data of this type only. JupyterLab 4 has no
 # renderer for it and shows nothing (not even a "no renderer" note); nbformat and papermill keep
-# it; nbval compares it like any output (a # NBVAL_CHECK_OUTPUT cell checks the stated value).
+# it; a # NBVAL_CHECK_OUTPUT cell is compared with its committed output, this one included.
 STATED_MIMETYPE = "application/vnd.workbench.stated+json"
 
 Number = int | float
