@@ -5,7 +5,10 @@ tests grouped for the two pytest-xdist workers of `make test`."""
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -170,3 +173,44 @@ def tiny_amalgam(tmp_path_factory):
     model = build_amalgam(TINY, card)
     fit_amalgam(model, version, card, epochs=2)
     return run, version, card, model
+
+
+class Service:
+    """A uvicorn server running the app in a thread on a free loopback port."""
+
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        self.app = app
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(app, log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
+
+    def __enter__(self) -> Service:
+        self.thread.start()
+        wait_ready(self.url, self.thread.is_alive)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.sock.close()
+
+
+def wait_ready(url: str, alive=lambda: True, timeout: float = 90) -> None:
+    """Poll /v2/health/ready until it answers 200 (the default models loaded and warmed)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert alive(), f"the service at {url} stopped before it was ready"
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass  # not listening yet
+        time.sleep(0.05)
+    raise AssertionError(f"{url} was not ready after {timeout} s")

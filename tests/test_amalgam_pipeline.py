@@ -11,13 +11,11 @@ loopback port) serves it, and the MLflow registry serves the same version folder
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 
 import httpx
 import numpy as np
 import pytest
+from conftest import Service
 
 from workbench.amalgam.assemble import assemble, encode_splits, fit_heads, pair_head, task_data
 from workbench.amalgam.pipeline import (
@@ -34,36 +32,6 @@ from workbench.errors import ServingError
 NAME = "amalgam"
 SINGLE = ["neighbor_labels", "neighbor_distances", "ood_score", "ood", "probabilities",
           "predicted_class", "tags"]  # fmt: skip
-
-
-class Service:
-    """The app on uvicorn in a thread, on a free loopback port."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
-
-    def __enter__(self) -> Service:
-        self.thread.start()
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("the service was not ready after 90 s")
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest import TINY, card_for_version, write_messy_csv
+from conftest import TINY, Service, card_for_version, wait_ready, write_messy_csv
 
 from workbench.data import prepare
 from workbench.deploy.export import KerasRunner, OnnxRunner, artifact_sha256, export_model
@@ -114,45 +114,6 @@ def build_model_folder(base: Path, run_dir: Path) -> Path:
     shutil.copytree(base / "echo" / "1", digits / "4")
     atomic_write_json(digits / "labels.json", {"champion": "1"})
     return base
-
-
-class Service:
-    """A uvicorn server running the app in a thread on a free loopback port."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.app = app
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
-
-    def __enter__(self) -> Service:
-        self.thread.start()
-        wait_ready(self.url, self.thread.is_alive)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-        self.sock.close()
-
-
-def wait_ready(url: str, alive=lambda: True, timeout: float = 90) -> None:
-    """Poll /v2/health/ready until it answers 200 (the default models loaded and warmed)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert alive(), f"the service at {url} stopped before it was ready"
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass  # not listening yet
-        time.sleep(0.05)
-    raise AssertionError(f"{url} was not ready after {timeout} s")
 
 
 @pytest.fixture(scope="module")
