@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -201,16 +202,40 @@ class Service:
 
 
 def wait_ready(url: str, alive=lambda: True, timeout: float = 90) -> None:
-    """Poll /v2/health/ready until it answers 200 (the default models loaded and warmed)."""
+    """Poll the service's /v2/health/ready until it answers 200 (the models loaded, warmed)."""
+    wait_answering(f"{url}/v2/health/ready", alive, timeout)
+
+
+def wait_answering(
+    url: str, alive=lambda: True, timeout: float = 90, log: Path | None = None, status: int = 200
+) -> None:
+    """Poll `url` until it answers `status` (0: any answer at all); fail, with the server's
+    `log`, if `alive()` turns False or `timeout` seconds pass."""
     import httpx
+
+    def failed(why: str) -> AssertionError:
+        return AssertionError(f"{url} {why}" + (f":\n{log.read_text()}" if log else ""))
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert alive(), f"the service at {url} stopped before it was ready"
+        if not alive():
+            raise failed("will not answer: its server exited before it was ready")
         try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+            code = httpx.get(url, timeout=2).status_code
+            if not status or code == status:
                 return
         except httpx.TransportError:
             pass  # not listening yet
-        time.sleep(0.05)
-    raise AssertionError(f"{url} was not ready after {timeout} s")
+        time.sleep(0.1)
+    raise failed(f"was not ready after {timeout:g} s")
+
+
+def stop(process: subprocess.Popen, timeout: float = 30) -> int:
+    """SIGTERM, then SIGKILL if the process has not exited after `timeout` seconds (a loaded
+    machine can keep JupyterLab or Voila shutting down longer: not what the tests check)."""
+    process.terminate()
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait(timeout)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ROOT
+from conftest import ROOT, stop, wait_answering
 
 from workbench.cli import lab_command
 from workbench.deploy.launch import free_port
@@ -40,6 +40,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 RUN_TIMEOUT = 300  # seconds for one notebook's Run All (06 and 07 take about a minute)
 
 KERNEL_STATE = """(path) => {
+    if (!window.jupyterapp || !window.jupyterapp.shell) return null;  // the page still loading
     const w = Array.from(window.jupyterapp.shell.widgets("main"))
         .find(w => w.context && w.context.path === path);
     if (!w || !w.model || !w.sessionContext || !w.sessionContext.session) return null;
@@ -87,31 +88,11 @@ def lab(tmp_path_factory):
     cmd = lab_command(args, notebook_dir=folder)
     log = (root / "lab.log").open("w")
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    _wait_ready(f"http://127.0.0.1:{port}", server, root / "lab.log")
-    yield {"url": f"http://127.0.0.1:{port}", "folder": folder, "root": root, "env": env}
-    server.terminate()
-    try:
-        server.wait(30)
-    except subprocess.TimeoutExpired:  # a loaded machine: not what this test checks
-        server.kill()
-        server.wait(30)
+    url, alive = f"http://127.0.0.1:{port}", lambda: server.poll() is None
+    wait_answering(f"{url}/api/status?token={TOKEN}", alive, 120, root / "lab.log")
+    yield {"url": url, "folder": folder, "root": root, "env": env}
+    stop(server)
     log.close()
-
-
-def _wait_ready(url: str, server: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"JupyterLab exited with {server.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/api/status?token={TOKEN}", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"JupyterLab not ready after {timeout:g} s:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import stop, wait_answering
 
 from workbench import classroom
 from workbench.config import read_index, repo_root
@@ -169,8 +168,6 @@ def test_the_service_button_starts_the_service_and_stop_ends_it(executed):
 @contextmanager
 def _served(run_dir: Path, log: Path) -> Iterator[str]:
     """`workbench classroom --run-dir RUN_DIR` on a free port until SIGTERM: its URL."""
-    import httpx
-
     port = free_port()
     cmd = [sys.executable, "-m", "workbench", "classroom", "--run-dir", str(run_dir)]
     cmd += ["--port", str(port), "--show-tracebacks"]
@@ -178,23 +175,11 @@ def _served(run_dir: Path, log: Path) -> Iterator[str]:
         voila = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}api/kernelspecs", timeout=2)  # up before the page is asked
-                break
-            except httpx.TransportError:
-                if voila.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"workbench classroom did not start:\n{log.read_text()}")
-                time.sleep(0.3)
+        alive = lambda: voila.poll() is None  # noqa: E731
+        wait_answering(f"{url}api/kernelspecs", alive, 60, log, status=0)  # up, any answer
         yield url
     finally:
-        voila.send_signal(signal.SIGTERM)
-        try:
-            voila.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            voila.kill()
-            voila.wait()
+        stop(voila)
 
 
 def _page(url: str) -> str:

@@ -131,6 +131,7 @@ def test_the_three_formats_agree_on_raw_pixels(digits):
     )
     with pytest.raises(ServingError, match=r"expected a dict with the inputs \['images'\], got"):
         runner({"pixels": x})
+    assert runner.predicted_classes(x).tolist() == expected.argmax(1).tolist()
 
 
 def test_inference_model_is_the_transform_before_the_network(digits):
@@ -234,6 +235,8 @@ def test_table_model_takes_rows_as_read(table):
     for runner in (SavedModelRunner(out / "saved_model"), OnnxRunner(out / "model.onnx")):
         assert sorted(runner.input_names) == ["bill_mm", "comment", "island", "mass_g"]
         np.testing.assert_allclose(runner(inputs)["probabilities"], expected, rtol=0, atol=1e-4)
+    with pytest.raises(ServingError, match=r"has the inputs \[.*\]; call the runner with a dict"):
+        keras.predicted_classes(features)
 
     assert export["model_name"] == "penguins" and export["input"] == describe_input(transform)
     columns = {c["name"]: c for c in export["input"]["columns"]}

@@ -166,8 +166,9 @@ def test_a_worse_challenger_and_a_broken_class_are_refused(assessed):
     assert not worse.promote
     assert [row["passed"] for row in worse.checks] == [True, True, False]  # targets met
     assert "short of the required +0.0" in worse.reasons[-1]
+    assert worse.failures == [worse.reasons[-1]]  # what the loop prints under a rejection
     raised = gate(noisy, trained, dataclasses.replace(LOOSE, min_gain=-0.05))
-    assert raised.promote  # a tolerance of 5 points lets a slightly worse model through
+    assert raised.promote and raised.failures == []  # 5 points let a slightly worse one in
 
     refused = gate(broken, trained, QASpec(min_accuracy=0.5, per_class_floor=0.7))
     assert not refused.promote and broken.recall["8"] == 0.0

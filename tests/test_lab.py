@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
+from conftest import stop, wait_answering
 
 from workbench.cli import lab_command
 from workbench.deploy.launch import free_port
@@ -33,15 +33,8 @@ def test_lab_serves_the_notebooks_with_the_environment_kernel_and_no_news(tmp_pa
     lab = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                _get(f"{base}/api/status")
-                break
-            except OSError:
-                if lab.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"JupyterLab did not start:\n{(tmp_path / 'lab.log').read_text()}")
-                time.sleep(0.5)
+        alive = lambda: lab.poll() is None  # noqa: E731
+        wait_answering(f"{base}/api/status?token={TOKEN}", alive, 60, tmp_path / "lab.log")
         names = {item["name"] for item in _get(f"{base}/api/contents")["content"]}
         assert {"00_overview.ipynb", "04_train.ipynb"} <= names
         kernels = _get(f"{base}/api/kernelspecs")
@@ -52,10 +45,5 @@ def test_lab_serves_the_notebooks_with_the_environment_kernel_and_no_news(tmp_pa
         schema = _get(f"{base}/lab/api/settings/{notification}")["schema"]["properties"]
         assert schema["fetchNews"]["default"] == "false"  # overrides.json: "Never", no pop-up
     finally:
-        lab.terminate()
-        try:
-            lab.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # a loaded machine: not what this test checks
-            lab.kill()
-            lab.wait(timeout=30)
+        stop(lab)
         log.close()

@@ -166,6 +166,20 @@ class _Runner:
                 }
             )
 
+    def predicted_classes(self, x: Any) -> np.ndarray:
+        """The class index per row of `x`, the raw rows of the one input: the argmax of the
+        probabilities (the output of that name, else the first), or a 0.5 threshold of a
+        single binary column."""
+        if len(self.input_names) != 1:
+            raise ServingError(
+                f"{type(self).__name__}.predicted_classes: the model has the inputs "
+                f"{self.input_names}; call the runner with a dict of them instead."
+            )
+        out = self({self.input_names[0]: x})
+        p = np.asarray(out.get("probabilities", next(iter(out.values()))))
+        p = p.reshape(len(p), -1)
+        return (p[:, 0] >= 0.5).astype(int) if p.shape[1] == 1 else p.argmax(axis=1)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(inputs={self.input_names}, outputs={self.output_names})"
 

@@ -323,6 +323,11 @@ class Decision:
             return f"PROMOTE {self.challenger.name} ({against}): all {n} checks pass"
         return f"REJECT {self.challenger.name} ({against}): {failed} of {n} checks fail"
 
+    @property
+    def failures(self) -> list[str]:
+        """The reasons of the checks that failed (empty for a promotion)."""
+        return [r for r, row in zip(self.reasons, self.checks, strict=True) if not row["passed"]]
+
     def __str__(self) -> str:
         marks = ["pass" if row["passed"] else "FAIL" for row in self.checks]
         lines = [f"  {m}  {r}" for m, r in zip(marks, self.reasons, strict=True)]

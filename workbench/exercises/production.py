@@ -133,13 +133,11 @@ def rotated_accuracy(export_folder: Any, version: Any, degrees: float) -> float:
     e.g. a registered version's `.path`) on the validation digits turned by `degrees` (the
     stream's own rotation, background filled with 0)."""
     from workbench.deploy.export import open_runner
-    from workbench.deploy.inference import IMAGE_INPUT
     from workbench.deploy.stream import raw_range, rotate
 
     x, y = version.split("val")
     x = rotate(x, degrees, high=raw_range(version.transform)[1]).astype(np.float32)
-    probabilities = next(iter(open_runner(export_folder)({IMAGE_INPUT: x}).values()))
-    return float((np.asarray(probabilities).argmax(axis=-1) == y).mean())
+    return float((open_runner(export_folder).predicted_classes(x) == y).mean())
 
 
 ROTATED = Experiment(
