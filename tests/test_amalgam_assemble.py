@@ -161,6 +161,21 @@ def test_amalgam_view_shows_every_task_for_the_picked_image(trained):
         view.set(source="photo patches", image=i)
         flags.append(view.answers["ood"])
     assert np.mean(flags) > 0.5
+
+    view.set(source="drawn by hand")  # the pad: nothing drawn yet, nothing answered
+    assert view.answers == {} and "Draw a digit" in view._answers.value
+    assert view.pad.widget.layout.display is None and view._figure.layout.display == "none"
+    view.pad.draw([[(100, 25), (100, 175)]])  # a "1", drawn as a hand would
+    drawn = view.images["drawn by hand"]
+    assert drawn.shape == (1, *data.raw["test"].shape[1:]) and drawn.max() == pytest.approx(16)
+    assert {r["task"] for r in view.rows()} == {"classes", "search", "ood", "tags", "pair"}
+    assert view.pad.strokes == [[(100, 25), (100, 175)]]
+    view.set(other=3)  # paired with the fourth test digit
+    assert view._figure.layout.display is None and 0 <= view.answers["same"] <= 1
+    view.pad.clear()
+    assert view.answers == {} and "drawn by hand" not in view.images
+    view.set(source="test digits")
+    assert view.pad.widget.layout.display == "none" and view.answers
     view.close()
     with pytest.raises(ParameterError, match="at least one image per source"):
         AmalgamView(

@@ -204,6 +204,17 @@ def _interact(page, name: str, lab) -> None:
             page.keyboard.press("ArrowRight")
         page.wait_for_timeout(3000)
         assert _widget_text(page, "pair with") != before
+        page.get_by_label("source", exact=True).select_option("drawn by hand")
+        page.wait_for_timeout(1500)
+        assert "Draw a digit" in _widget_text(page, "pair with")
+        pad = page.locator(".jp-OutputArea-output canvas").last.bounding_box()
+        page.mouse.move(pad["x"] + 100, pad["y"] + 25)
+        page.mouse.down()
+        for y in range(35, 180, 10):  # a "1", top to bottom
+            page.mouse.move(pad["x"] + 100, pad["y"] + y)
+        page.mouse.up()
+        page.wait_for_timeout(4000)
+        assert "predicted class" in _widget_text(page, "pair with")  # every task answered
 
 
 def _shut_down_kernels(lab) -> None:
