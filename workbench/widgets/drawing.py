@@ -25,7 +25,8 @@ class DrawingPad:
         self.on_drawn, self.size = on_drawn, size
         self.strokes: Strokes = []
         self._pen_down = False
-        self.canvas = Canvas(width=size, height=size, layout=w.Layout(border="1px solid #999"))
+        box = w.Layout(width=f"{size}px", height=f"{size}px", border="1px solid #999")
+        self.canvas = Canvas(width=size, height=size, layout=box)  # not stretched to the cell
         self.canvas.on_mouse_down(self._down)
         self.canvas.on_mouse_move(self._move)
         self.canvas.on_mouse_up(self._up)
