@@ -252,9 +252,15 @@ def test_assess_takes_runners_models_and_named_inputs_and_checks_them(models, as
         gate(other, assessed["noisy"], LOOSE)
 
 
-def test_decide_moves_the_alias_only_on_promote_and_tags_the_version(models):
+def test_decide_moves_the_alias_only_on_promote_and_tags_the_version(models, monkeypatch):
     exports, version, card, x, y = models
     tags = mlflow_client().get_model_version
+    from workbench.deploy import export
+
+    threads, open_runner = [], export.open_runner
+    monkeypatch.setattr(
+        export, "open_runner", lambda *a, **k: threads.append(k) or open_runner(*a, **k)
+    )
     first = registry.register(exports["noisy"], alias="challenger")
     with pytest.raises(ParameterError, match=r"records no multiply-adds; pass model_spec="):
         decide(NAME, first, x, y, LOOSE)
@@ -267,6 +273,7 @@ def test_decide_moves_the_alias_only_on_promote_and_tags_the_version(models):
     assert promoted.promote and promoted.champion.name == first.ref
     assert promoted.challenger.name == better.ref
     assert registry.aliases(NAME) == {"champion": better.version}
+    assert threads and all(k["threads"] == 1 for k in threads)  # as the service runs them
     assessed = qa.assess_version(better, x, y, model_spec=SMALL, card=card)
     assert assessed.accuracy == promoted.challenger.accuracy
 

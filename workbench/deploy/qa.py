@@ -9,8 +9,9 @@ weights, and test, scored once at the end) against the targets and against the c
 the same examples. It is promoted only if every check passes: accuracy >= `min_accuracy`, the
 recall of every class >= `per_class_floor`, model.keras <= `max_size_mb`, multiply-adds per
 example <= `max_macs`, p99 latency <= `max_p99_ratio` x the champion's p99 measured in the
-same run (never an absolute number: machines differ), and gate accuracy >= the champion's +
-`min_gain`. Without a champion the first version is judged on the targets only.
+same run (never an absolute number: machines differ; both with one onnxruntime thread, as the
+service runs them), and gate accuracy >= the champion's + `min_gain`. Without a champion the
+first version is judged on the targets only.
 
 McNemar's exact test on the examples the two models disagree on is reported, not used by the
 rule: on a smoke gate split of ~180 images one image is 0.56 points, so a real gain of 1 point
@@ -244,9 +245,10 @@ def assess_version(
     export's lineage ("macs") or, when not recorded there, from `model_spec` on `card`."""
     from workbench.deploy import registry
     from workbench.deploy.export import open_runner
+    from workbench.deploy.models import ONNX_THREADS
 
     version = registry.resolve(version.ref)
-    runner = open_runner(version.path, backend)
+    runner = open_runner(version.path, backend, threads=ONNX_THREADS)  # as the service runs it
     return assess(runner, x_gate, y_gate, latency=latency, **_facts(version, model_spec, card))
 
 
@@ -462,6 +464,7 @@ def decide(
     from workbench import tracking
     from workbench.deploy import registry
     from workbench.deploy.export import open_runner
+    from workbench.deploy.models import ONNX_THREADS
 
     if not isinstance(spec, QASpec):
         raise ParameterError(f"decide: spec must be a QASpec, got {type(spec).__name__}.")
@@ -472,7 +475,10 @@ def decide(
     if old is not None and old.version == new.version:
         raise ParameterError(f"decide: {new.ref} is already the champion; register a new version.")
     versions = [v for v in (old, new) if v is not None]
-    runners = [open_runner(v.path, backend) for v in versions]
+    # Timed as the service runs them: with onnxruntime's default pool of 2 threads on 2 cores,
+    # one model's p99 of batch-1 calls came out 3-4 ms against 0.21 ms (a scheduler tick) in
+    # about half the runs, whichever model it was, and refused a challenger as 19x slower.
+    runners = [open_runner(v.path, backend, threads=ONNX_THREADS) for v in versions]
     found = [
         assess(r, x_gate, y_gate, **_facts(v, model_spec, card))
         for r, v in zip(runners, versions, strict=True)
