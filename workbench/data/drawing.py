@@ -48,30 +48,15 @@ def rasterize(
 def typical_fill(images: np.ndarray) -> float:
     """The median share of the frame's side that an image's ink spans (its bounding box's
     longer side over the frame's longer side), over `images` (N, H, W[, C])."""
-    x = np.asarray(images, np.float64)
-    if x.ndim == 4:
-        x = x.mean(axis=-1)
-    if x.ndim != 3 or len(x) == 0:
-        raise ParameterError(
-            f"typical_fill: expected images (N, H, W) or (N, H, W, C), got shape {x.shape}."
-        )
-    high = x.max(axis=(1, 2), keepdims=True)
-    ink = x > INK * np.where(high > 0, high, 1.0)
-    rows, cols = ink.any(axis=2), ink.any(axis=1)
-    span = np.maximum(_extent(rows), _extent(cols)) / max(x.shape[1:3])
-    return float(np.median(span[ink.any(axis=(1, 2))])) if ink.any() else 1.0
+    return _fill(_ink(images))
 
 
 def typical_stroke(images: np.ndarray) -> float:
     """The data's stroke width as a share of a digit's size, from its median ink share: a
     digit of side F drawn with width t over strokes about STROKE_RUN x F long covers
     t x STROKE_RUN x F pixels, so t / F = ink pixels / (STROKE_RUN x F^2)."""
-    x = np.asarray(images, np.float64)
-    x = x.mean(axis=-1) if x.ndim == 4 else x
-    high = x.max(axis=(1, 2), keepdims=True)
-    ink = np.median((x > INK * np.where(high > 0, high, 1.0)).sum(axis=(1, 2)))
-    side = typical_fill(images) * max(x.shape[1:3])
-    return float(np.clip(ink / (STROKE_RUN * side**2), 0.02, 0.5))
+    ink = _ink(images)
+    return _stroke(ink, _fill(ink))
 
 
 def drawn_like(
@@ -82,12 +67,39 @@ def drawn_like(
     points = np.array([p for stroke in strokes for p in stroke], np.float64).reshape(-1, 2)
     if not len(points):
         raise ParameterError("Nothing is drawn yet: draw a digit on the canvas first.")
-    share = typical_stroke(images)
+    mask = _ink(images)
+    fill = _fill(mask)
+    share = _stroke(mask, fill)
     side = float(np.ptp(points, axis=0).max())
     pen = max(PEN / 4, share * side / (1 - share))  # pen / (side + pen) = the data's share
-    ink = rasterize(strokes, size=size, pen=pen)
     like = np.asarray(images)
-    return drawn_image(ink, like.shape[1:], high=float(like.max()), fill=typical_fill(like))
+    ink = rasterize(strokes, size=size, pen=pen)
+    return drawn_image(ink, like.shape[1:], high=float(like.max()), fill=fill)
+
+
+def _ink(images: np.ndarray) -> np.ndarray:
+    """Where `images` (N, H, W[, C]) have ink: (N, H, W) bool, per image above INK of its
+    brightest pixel."""
+    x = np.asarray(images, np.float64)
+    x = x.mean(axis=-1) if x.ndim == 4 else x
+    if x.ndim != 3 or len(x) == 0:
+        raise ParameterError(
+            "Drawing: expected images (N, H, W) or (N, H, W, C) to frame a drawing like, got "
+            f"shape {x.shape}."
+        )
+    high = x.max(axis=(1, 2), keepdims=True)
+    return x > INK * np.where(high > 0, high, 1.0)
+
+
+def _fill(ink: np.ndarray) -> float:
+    span = np.maximum(_extent(ink.any(axis=2)), _extent(ink.any(axis=1))) / max(ink.shape[1:])
+    drawn = ink.any(axis=(1, 2))
+    return float(np.median(span[drawn])) if drawn.any() else 1.0
+
+
+def _stroke(ink: np.ndarray, fill: float) -> float:
+    side = fill * max(ink.shape[1:])
+    return float(np.clip(np.median(ink.sum(axis=(1, 2))) / (STROKE_RUN * side**2), 0.02, 0.5))
 
 
 def _extent(mask: np.ndarray) -> np.ndarray:
