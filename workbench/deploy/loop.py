@@ -174,7 +174,7 @@ class ProductionLoop:
         the pool without repeats and shifted as the plan says (seeded by the run's seed).
         `batch_size` None: the profile's (`BATCH_SIZES`)."""
         if batch_size is None:
-            batch_size = BATCH_SIZES[get_profile(self.run.profile.name).name]
+            batch_size = BATCH_SIZES[self.run.profile.name]
         high = raw_range(self.base.transform)[1]
         pool = self.carved.x_pool, self.carved.y_pool
         return schedule(*pool, plan, batch_size=batch_size, high=high, seed=self.run.seed)

@@ -17,7 +17,7 @@ import ipywidgets as w
 import numpy as np
 
 from workbench import params
-from workbench.data.drawing import PAD, drawn_like
+from workbench.data.drawing import drawn_like
 from workbench.errors import ParameterError
 from workbench.tables import format_table
 from workbench.widgets.base import View, png
@@ -82,8 +82,7 @@ class AmalgamView(View):
         """Take what the pad holds (strokes of (x, y) points; none: cleared) as the drawn
         image, framed like the first source's digits, and refresh if it is shown."""
         if strokes:
-            size = self.pad.size if self.pad else PAD
-            x = drawn_like(strokes, self.images[self._first], size=size)
+            x = drawn_like(strokes, self.images[self._first])  # drawn on a pad of PAD pixels
             self.images[DRAWN] = x[None].astype(np.float32)
         else:
             self.images.pop(DRAWN, None)
